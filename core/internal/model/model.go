@@ -1,0 +1,132 @@
+// Package model holds the immutable result of translation: the Snapshot that
+// the data plane serves. It has no behaviour beyond small helpers and depends
+// on no Kubernetes types, so every stage after translate can be tested with
+// plain values.
+//
+// # Notes
+//
+//   - A Snapshot and everything it points to is never modified after
+//     translate returns it. Readers may share it across goroutines freely.
+//   - JSON tags exist for golden files and the admin API; field order is the
+//     order humans read in.
+package model
+
+import (
+	"fmt"
+	"time"
+)
+
+// ObjectRef names a Kubernetes object.
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// String returns "Kind namespace/name", the form used in every warning.
+func (o ObjectRef) String() string {
+	if o.Namespace == "" {
+		return o.Kind + " " + o.Name
+	}
+	return o.Kind + " " + o.Namespace + "/" + o.Name
+}
+
+// Warning is a problem with one object that did not stop the build. The
+// object's valid parts (and every other object) are still served.
+type Warning struct {
+	Object ObjectRef `json:"object"`
+	// Message is lowercase, precise, and names the field at fault, e.g.
+	// `spec.rules[0].http.paths[1].path: "foo" must start with "/"`.
+	Message string `json:"message"`
+}
+
+func (w Warning) String() string { return fmt.Sprintf("%s: %s", w.Object, w.Message) }
+
+// Snapshot is everything the data plane needs to serve, built by translate.
+type Snapshot struct {
+	// Hosts is sorted by Name. Name "" holds the rules written without a host
+	// (they match any Host header that no other VirtualHost matches).
+	Hosts []*VirtualHost `json:"hosts"`
+	// DefaultBackend answers requests that match no rule; nil means 404.
+	DefaultBackend *Backend `json:"defaultBackend,omitempty"`
+	// Certificates are the static certificates, sorted by Source.
+	Certificates []*Certificate `json:"certificates,omitempty"`
+}
+
+// VirtualHost is one host name and its routes.
+type VirtualHost struct {
+	// Name is an exact host ("foo.example.com"), a wildcard of exactly one
+	// label ("*.example.com"), or "" for any host.
+	Name string `json:"name"`
+	// Routes are in match precedence order: longer Path first; on equal
+	// length Exact before Prefix.
+	Routes []*Route `json:"routes"`
+	// TLS is true when an Ingress lists this host in spec.tls.
+	TLS bool `json:"tls,omitempty"`
+}
+
+// PathType is the effective match type of a route.
+type PathType string
+
+const (
+	// PathExact matches the whole URL path, case-sensitively.
+	PathExact PathType = "Exact"
+	// PathPrefix matches element-wise on "/" (trailing slash ignored).
+	PathPrefix PathType = "Prefix"
+)
+
+// Route is one path rule of one host.
+type Route struct {
+	PathType PathType `json:"pathType"`
+	// Path as written in the Ingress. For Prefix, "/foo/" and "/foo" are the
+	// same rule; translate keeps the first written form.
+	Path    string    `json:"path"`
+	Backend *Backend  `json:"backend"`
+	Source  ObjectRef `json:"source"`
+}
+
+// Protocol is how the gateway talks to a backend.
+type Protocol string
+
+const (
+	ProtocolHTTP Protocol = "http" // HTTP/1.1
+	ProtocolH2C  Protocol = "h2c"  // HTTP/2 over cleartext (appProtocol kubernetes.io/h2c)
+)
+
+// Balancer names a load-balancing policy.
+type Balancer string
+
+const (
+	BalancerRoundRobin   Balancer = "round_robin"
+	BalancerLeastRequest Balancer = "least_request" // power of two choices
+)
+
+// Backend is a Service port resolved to its ready endpoints.
+type Backend struct {
+	// Name is "namespace/service:port" with the port as referenced (number or
+	// name). It is the identity of the upstream pool: pools (and their health
+	// state) are reused across snapshots by Name.
+	Name      string    `json:"name"`
+	Service   ObjectRef `json:"service"`
+	Protocol  Protocol  `json:"protocol"`
+	Balancer  Balancer  `json:"balancer"`
+	Endpoints []string  `json:"endpoints"` // "ip:port", ready only, sorted; empty means 503
+	Timeouts  Timeouts  `json:"timeouts"`
+}
+
+// Timeouts for talking to a backend. Zero means no limit.
+type Timeouts struct {
+	Connect  time.Duration `json:"connect"`
+	Response time.Duration `json:"response"` // until the response headers arrive
+}
+
+// Certificate is a static certificate from a kubernetes.io/tls Secret.
+type Certificate struct {
+	Source ObjectRef `json:"source"`
+	// Hosts are the names the Ingresses' spec.tls sections list for this
+	// Secret, sorted. The certificate is also offered for its own SANs.
+	Hosts    []string  `json:"hosts"`
+	NotAfter time.Time `json:"notAfter"`
+	CertPEM  []byte    `json:"-"`
+	KeyPEM   []byte    `json:"-"`
+}
