@@ -1,0 +1,75 @@
+package watch
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestDirBatchesAndSeesRenames(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		done <- Dir(ctx, dir, func(n string) bool { return n == "c.yaml" }, 50*time.Millisecond, func() { calls.Add(1) })
+	}()
+	time.Sleep(100 * time.Millisecond) // let the watch start
+
+	// A burst of writes is one call.
+	p := filepath.Join(dir, "c.yaml")
+	for i := range 5 {
+		if err := os.WriteFile(p, []byte{byte(i)}, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return calls.Load() == 1 })
+
+	// Other files are ignored.
+	if err := os.WriteFile(filepath.Join(dir, "other"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("a write to another file triggered a reload: calls = %d", n)
+	}
+
+	// Rename-replace, as editors do.
+	tmp := filepath.Join(dir, ".c.yaml.swp")
+	if err := os.WriteFile(tmp, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return calls.Load() == 2 })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestDirMissing(t *testing.T) {
+	err := Dir(context.Background(), filepath.Join(t.TempDir(), "nope"), nil, time.Millisecond, func() {})
+	if err == nil {
+		t.Fatal("want an error for a missing directory")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 3s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
