@@ -1,0 +1,264 @@
+// Package route compiles a model.Snapshot into an immutable matching table
+// and matches requests against it, following the Ingress spec: exact hosts,
+// then "*.domain" wildcards of exactly one label, then the rules without a
+// host; Exact and Prefix paths, longest match first, Exact before Prefix on
+// a tie.
+//
+// # Notes
+//
+//   - A Table is never modified after Compile; Match is safe for concurrent
+//     use, takes no locks and does not allocate for clean paths.
+//   - Paths are matched after normalization (see CleanPath) and the proxy
+//     forwards that same normalized path, so "/public/../admin" is routed,
+//     and delivered, as "/admin".
+//   - See https://kubernetes.io/docs/concepts/services-networking/ingress/#examples
+package route
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/upstream"
+)
+
+// Table is a compiled, immutable route table.
+type Table struct {
+	exact map[string]*vhost // by lowercase host
+	wild  map[string]*vhost // by the domain after "*."
+	any   *vhost            // rules without a host; nil if none
+	def   target            // DefaultBackend; Backend nil means 404
+	snap  *model.Snapshot
+}
+
+type vhost struct {
+	name   string
+	exact  map[string]target // by full path
+	prefix map[string]target // by path without trailing slash; "/" is ""
+}
+
+type target struct {
+	route   *model.Route
+	backend *model.Backend
+	pool    *upstream.Pool
+}
+
+// Result is the outcome of Match. A zero Backend means no rule and no
+// default backend matched: answer 404.
+type Result struct {
+	// Route is the rule that matched, nil when the default backend answers
+	// or nothing matched.
+	Route *model.Route
+	// Host is the VirtualHost name that matched ("*.foo.com", "" for the
+	// host-less rules); meaningful only when Route is non-nil.
+	Host    string
+	Backend *model.Backend
+	Pool    *upstream.Pool
+	// Path is the normalized request path that was matched; the proxy
+	// forwards it upstream.
+	Path string
+}
+
+// Compile builds a Table from snap. pools maps every backend name used in
+// snap to its pool (upstream.Set.Sync returns exactly that). Compile does
+// not modify snap; the Table keeps pointers into it.
+//
+// Compile rejects what translate must never produce: duplicate or invalid
+// host names, nil routes or backends, paths that do not start with "/" or
+// Exact paths that are not normalized (they could never match), unknown
+// path types, and backends without a pool. For two routes with the same
+// path and type in one host, the first (in Routes order) wins.
+func Compile(snap *model.Snapshot, pools map[string]*upstream.Pool) (*Table, error) {
+	if snap == nil {
+		return nil, fmt.Errorf("compile route table: nil snapshot")
+	}
+	t := &Table{
+		exact: make(map[string]*vhost),
+		wild:  make(map[string]*vhost),
+		snap:  snap,
+	}
+	resolve := func(b *model.Backend) (target, error) {
+		p := pools[b.Name]
+		if p == nil {
+			return target{}, fmt.Errorf("backend %q: no upstream pool", b.Name)
+		}
+		return target{backend: b, pool: p}, nil
+	}
+	if snap.DefaultBackend != nil {
+		tg, err := resolve(snap.DefaultBackend)
+		if err != nil {
+			return nil, fmt.Errorf("compile route table: default backend: %w", err)
+		}
+		t.def = tg
+	}
+	for i, vh := range snap.Hosts {
+		if vh == nil {
+			return nil, fmt.Errorf("compile route table: hosts[%d]: nil virtual host", i)
+		}
+		v, err := compileHost(vh, resolve)
+		if err != nil {
+			return nil, fmt.Errorf("compile route table: host %q: %w", vh.Name, err)
+		}
+		name := strings.ToLower(vh.Name)
+		var m map[string]*vhost
+		switch {
+		case name == "":
+			if t.any != nil {
+				return nil, fmt.Errorf("compile route table: host %q: duplicate virtual host", vh.Name)
+			}
+			t.any = v
+			continue
+		case strings.HasPrefix(name, "*."):
+			m, name = t.wild, name[2:]
+		default:
+			m = t.exact
+		}
+		if err := checkHostName(name); err != nil {
+			return nil, fmt.Errorf("compile route table: host %q: %w", vh.Name, err)
+		}
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("compile route table: host %q: duplicate virtual host", vh.Name)
+		}
+		m[name] = v
+	}
+	return t, nil
+}
+
+func compileHost(vh *model.VirtualHost, resolve func(*model.Backend) (target, error)) (*vhost, error) {
+	v := &vhost{
+		name:   vh.Name,
+		exact:  make(map[string]target),
+		prefix: make(map[string]target),
+	}
+	for i, r := range vh.Routes {
+		if r == nil {
+			return nil, fmt.Errorf("routes[%d]: nil route", i)
+		}
+		if r.Backend == nil {
+			return nil, fmt.Errorf("routes[%d] %s %q (%s): nil backend", i, r.PathType, r.Path, r.Source)
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			return nil, fmt.Errorf("routes[%d] %s %q (%s): path must start with \"/\"", i, r.PathType, r.Path, r.Source)
+		}
+		tg, err := resolve(r.Backend)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d] %s %q (%s): %w", i, r.PathType, r.Path, r.Source, err)
+		}
+		tg.route = r
+		var m map[string]target
+		var key string
+		switch r.PathType {
+		case model.PathExact:
+			if CleanPath(r.Path) != r.Path {
+				return nil, fmt.Errorf("routes[%d] %s %q (%s): path is not normalized (want %q)", i, r.PathType, r.Path, r.Source, CleanPath(r.Path))
+			}
+			m, key = v.exact, r.Path
+		case model.PathPrefix:
+			key = strings.TrimRight(CleanPath(r.Path), "/")
+			m = v.prefix
+		default:
+			return nil, fmt.Errorf("routes[%d] %q (%s): unknown path type %q", i, r.Path, r.Source, r.PathType)
+		}
+		if _, dup := m[key]; !dup {
+			m[key] = tg
+		}
+	}
+	return v, nil
+}
+
+// checkHostName accepts lowercase DNS names (without a trailing dot) made
+// of labels of letters, digits, '-' and '_', no "*".
+func checkHostName(name string) error {
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("invalid host name length %d", len(name))
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("empty or too long label")
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("invalid character %q", c)
+			}
+		}
+	}
+	return nil
+}
+
+// Snapshot returns the snapshot the table was compiled from.
+func (t *Table) Snapshot() *model.Snapshot { return t.snap }
+
+// Match finds the route for a request's Host header (port and trailing dot
+// allowed, any case) and URL path (decoded, as in url.URL.Path). It never
+// allocates when host is at most 255 bytes and path is already normalized.
+//
+// A host that selects a VirtualHost but matches none of its paths gets the
+// default backend; there is no fallthrough to the wildcard or host-less
+// rules.
+func (t *Table) Match(host, path string) Result {
+	path = CleanPath(path)
+
+	// Lowercase into a stack buffer; map lookups keyed by string(b) do
+	// not allocate.
+	var buf [255]byte
+	h := appendHost(buf[:0], host)
+
+	v := t.exact[string(h)]
+	if v == nil {
+		if i := bytes.IndexByte(h, '.'); i > 0 {
+			v = t.wild[string(h[i+1:])]
+		}
+	}
+	if v == nil {
+		v = t.any
+	}
+	if v != nil {
+		if tg, ok := v.match(path); ok {
+			return Result{Route: tg.route, Host: v.name, Backend: tg.backend, Pool: tg.pool, Path: path}
+		}
+	}
+	return Result{Backend: t.def.backend, Pool: t.def.pool, Path: path}
+}
+
+func (v *vhost) match(path string) (target, bool) {
+	if tg, ok := v.exact[path]; ok {
+		return tg, true
+	}
+	if len(v.prefix) == 0 {
+		return target{}, false
+	}
+	// Element prefixes of path, longest first: "/a/b/" -> "/a/b", "/a", "".
+	p := strings.TrimRight(path, "/")
+	for {
+		if tg, ok := v.prefix[p]; ok {
+			return tg, true
+		}
+		if p == "" {
+			return target{}, false
+		}
+		p = p[:strings.LastIndexByte(p, '/')]
+	}
+}
+
+// appendHost appends host to b lowercased, without a port or a trailing
+// dot; an IPv6 literal "[::1]:80" becomes "::1".
+func appendHost(b []byte, host string) []byte {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			host = host[1:i]
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i+1:], ':') < 0 {
+		host = host[:i] // "name:port"; a bare IPv6 literal is left alone
+	}
+	host = strings.TrimSuffix(host, ".")
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
