@@ -333,4 +333,3 @@ func TestHammer(t *testing.T) {
 		})
 	}
 }
-
