@@ -1,0 +1,34 @@
+# The two commands: `make run` and `make test`. See README.md.
+GO      ?= go
+BIN     := bin
+GOFLAGS_TEST ?= -race -count=1 -timeout 20m
+
+.PHONY: run test check build deps bench-go clean
+
+build:
+	$(GO) build -o $(BIN)/sluice ./cmd/sluice
+
+# Start the gateway with the standalone example: two echo backends on
+# loopback, the manifests in examples/standalone/manifests, no cluster.
+run: build
+	$(GO) build -o $(BIN)/echo ./examples/standalone/echo
+	./examples/standalone/run.sh
+
+# Install what the tests need (when missing), check the tree, run every test.
+test: deps check
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+deps:
+	./scripts/deps.sh
+
+# gofmt, go vet, go mod tidy: fails on any diff.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... | tee $(BIN)/bench-new.txt
+
+clean:
+	rm -rf $(BIN)

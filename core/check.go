@@ -1,0 +1,81 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluicegw/sluice/core/internal/config"
+	"github.com/sluicegw/sluice/core/internal/manifest"
+	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/route"
+	"github.com/sluicegw/sluice/core/internal/translate"
+	"github.com/sluicegw/sluice/core/internal/upstream"
+)
+
+// Check validates the configuration and the manifests the way Run would,
+// prints the route table and every warning to w, and returns the number of
+// warnings. It opens no port. The error is for what would stop Run.
+func Check(w io.Writer, opts Options) (warnings int, err error) {
+	cfg, err := config.Load(config.Sources{File: opts.ConfigFile, Env: opts.Env, Flags: opts.Flags})
+	if err != nil {
+		return 0, err
+	}
+	if cfg.Manifests == "" {
+		return 0, errors.New("no route source: pass --manifests DIR or set the config key manifests")
+	}
+	in, srcWarnings, err := manifest.Load(cfg.Manifests)
+	if err != nil {
+		return 0, fmt.Errorf("manifests %s: %w", cfg.Manifests, err)
+	}
+	snap, ws := translate.Translate(in, translateOptions(cfg))
+	ws = append(srcWarnings, ws...)
+	if _, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap)); err != nil {
+		return 0, fmt.Errorf("compile routes: %w", err)
+	}
+	printSnapshot(w, snap, ws)
+	return len(ws), nil
+}
+
+func printSnapshot(w io.Writer, snap *model.Snapshot, warnings []model.Warning) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tPATH\tTYPE\tBACKEND\tENDPOINTS\tSOURCE")
+	for _, vh := range snap.Hosts {
+		host := vh.Name
+		if host == "" {
+			host = "*"
+		}
+		if vh.TLS {
+			host += " (tls)"
+		}
+		for _, r := range vh.Routes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", host, r.Path, r.PathType, backendName(r.Backend), len(r.Backend.Endpoints), r.Source)
+		}
+	}
+	if b := snap.DefaultBackend; b != nil {
+		fmt.Fprintf(tw, "(default backend)\t\t\t%s\t%d\t\n", backendName(b), len(b.Endpoints))
+	}
+	tw.Flush()
+	if len(snap.Certificates) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CERTIFICATE\tHOSTS\tNOT AFTER")
+		for _, c := range snap.Certificates {
+			fmt.Fprintf(tw, "%s\t%v\t%s\n", c.Source, c.Hosts, c.NotAfter.UTC().Format(time.RFC3339))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "\n%d warning(s)\n", len(warnings))
+	for _, x := range warnings {
+		fmt.Fprintln(w, "  "+x.String())
+	}
+}
+
+func backendName(b *model.Backend) string {
+	if b == nil {
+		return "-"
+	}
+	return b.Name
+}

@@ -1,0 +1,314 @@
+// Package core is the gateway: it loads the configuration, reads the route
+// sources, translates them into a snapshot, and serves it.
+//
+// The pipeline (DESIGN.md): sources → translate (pure) → Snapshot →
+// compile → atomic swap. One goroutine, the control loop in Run, owns every
+// rebuild; a build that fails never replaces the one being served.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sluicegw/sluice/core/internal/certstore"
+	"github.com/sluicegw/sluice/core/internal/config"
+	"github.com/sluicegw/sluice/core/internal/manifest"
+	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/proxy"
+	"github.com/sluicegw/sluice/core/internal/route"
+	"github.com/sluicegw/sluice/core/internal/translate"
+	"github.com/sluicegw/sluice/core/internal/upstream"
+	"github.com/sluicegw/sluice/core/internal/watch"
+)
+
+// Options say where the configuration comes from. See config.Sources.
+type Options struct {
+	ConfigFile string
+	Env        []string
+	Flags      *pflag.FlagSet
+	// LogOutput receives the process log and the access log; nil means
+	// io.Discard.
+	LogOutput io.Writer
+}
+
+// HoldOff is how long the watchers wait for a burst of file changes to end
+// before one rebuild.
+const HoldOff = 100 * time.Millisecond
+
+// Gateway serves the routes of its sources. Create it with New, then Run.
+type Gateway struct {
+	opts     Options
+	cfg      *config.Config // the config Run started with; reloads go to live
+	logLevel slog.LevelVar
+	log      *slog.Logger
+
+	pools *upstream.Set
+	proxy *proxy.Handler
+
+	live     atomic.Pointer[state] // nil until the first build succeeds
+	draining atomic.Bool
+}
+
+// state is what the gateway serves; immutable once stored.
+type state struct {
+	cfg      *config.Config
+	snap     *model.Snapshot
+	table    *route.Table
+	certs    *certstore.Store
+	warnings []model.Warning
+	built    time.Time
+}
+
+// New loads and validates the configuration. It starts nothing and opens no
+// port: that is Run's job.
+func New(opts Options) (*Gateway, error) {
+	cfg, err := config.Load(config.Sources{File: opts.ConfigFile, Env: opts.Env, Flags: opts.Flags})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Manifests == "" {
+		return nil, errors.New("no route source: pass --manifests DIR (standalone mode) or set the config key manifests")
+	}
+	out := opts.LogOutput
+	if out == nil {
+		out = io.Discard
+	}
+	g := &Gateway{opts: opts, cfg: cfg}
+	g.logLevel.Set(parseLevel(cfg.Log.Level))
+	hopts := &slog.HandlerOptions{Level: &g.logLevel}
+	if cfg.Log.Format == "json" {
+		g.log = slog.New(slog.NewJSONHandler(out, hopts))
+	} else {
+		g.log = slog.New(slog.NewTextHandler(out, hopts))
+	}
+	g.pools = upstream.NewSet(upstream.Options{})
+	g.proxy = proxy.New(proxy.Options{Logger: g.log, AccessLog: cfg.Log.Access})
+	return g, nil
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo // Validate has refused anything else
+	}
+	return l
+}
+
+// translateOptions derives translation options from the configuration.
+func translateOptions(cfg *config.Config) translate.Options {
+	return translate.Options{
+		ControllerName: translate.ControllerName,
+		ClassNames:     []string{cfg.IngressClass},
+		Balancer:       model.Balancer(cfg.Upstream.Balancer),
+		Timeouts: model.Timeouts{
+			Connect:  cfg.Upstream.ConnectTimeout,
+			Response: cfg.Upstream.ResponseTimeout,
+		},
+	}
+}
+
+// build turns config and objects into a state without touching what is
+// served. Object problems are warnings; the error is for a build that must
+// not be served at all.
+func (g *Gateway) build(cfg *config.Config, in translate.Input, sourceWarnings []model.Warning) (*state, error) {
+	snap, warnings := translate.Translate(in, translateOptions(cfg))
+	warnings = append(append([]model.Warning(nil), sourceWarnings...), warnings...)
+	certs, certErrs := certstore.Build(snap.Certificates)
+	for _, err := range certErrs {
+		warnings = append(warnings, model.Warning{Object: model.ObjectRef{Kind: "Certificate"}, Message: err.Error()})
+	}
+	table, err := route.Compile(snap, g.pools.Sync(snap))
+	if err != nil {
+		return nil, fmt.Errorf("compile routes: %w", err)
+	}
+	return &state{cfg: cfg, snap: snap, table: table, certs: certs, warnings: warnings, built: time.Now()}, nil
+}
+
+// apply makes st the served state and logs its warnings.
+func (g *Gateway) apply(st *state) {
+	g.proxy.Swap(st.table)
+	g.live.Store(st)
+	for _, w := range st.warnings {
+		g.log.Warn("invalid object", "object", w.Object.String(), "problem", w.Message)
+	}
+	routes := 0
+	for _, vh := range st.snap.Hosts {
+		routes += len(vh.Routes)
+	}
+	g.log.Info("configuration applied", "hosts", len(st.snap.Hosts), "routes", routes, "certificates", len(st.snap.Certificates), "warnings", len(st.warnings))
+}
+
+// Run serves until ctx is done, then shuts down gracefully: it stops
+// accepting, reports not-ready, and waits up to server.shutdown_timeout for
+// requests in flight. It returns an error when a listener cannot start or
+// the first build fails.
+func (g *Gateway) Run(ctx context.Context) error {
+	cfg := g.cfg
+	in, srcWarnings, err := manifest.Load(cfg.Manifests)
+	if err != nil {
+		return fmt.Errorf("manifests %s: %w", cfg.Manifests, err)
+	}
+	st, err := g.build(cfg, in, srcWarnings)
+	if err != nil {
+		return err
+	}
+	g.apply(st)
+
+	ls, err := g.listen(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(ls)+2)
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s listener %s: %w", l.name, l.addr, err)
+			}
+		}()
+	}
+
+	// The control loop: every rebuild happens here, one at a time.
+	inputs := make(chan sourceUpdate, 1)
+	reloads := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := manifest.Watch(ctx, cfg.Manifests, HoldOff, func(in translate.Input, w []model.Warning) {
+			replace(inputs, sourceUpdate{in, w})
+		})
+		if err != nil {
+			errc <- fmt.Errorf("watch manifests: %w", err)
+		}
+	}()
+	if g.opts.ConfigFile != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := filepath.Base(g.opts.ConfigFile)
+			err := watch.Dir(ctx, filepath.Dir(g.opts.ConfigFile), func(n string) bool { return n == name }, HoldOff, func() {
+				replace(reloads, struct{}{})
+			})
+			if err != nil {
+				errc <- fmt.Errorf("watch config: %w", err)
+			}
+		}()
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			runErr = err
+			break loop
+		case u := <-inputs:
+			in, srcWarnings = u.in, u.warnings
+			g.rebuild(g.live.Load().cfg, in, srcWarnings, "manifests changed")
+		case <-reloads:
+			next, err := config.Load(config.Sources{File: g.opts.ConfigFile, Env: g.opts.Env, Flags: g.opts.Flags})
+			if err != nil {
+				g.log.Error("config reload rejected; still serving the previous config", "file", g.opts.ConfigFile, "error", err)
+				continue
+			}
+			g.noteRestartOnly(g.live.Load().cfg, next)
+			g.logLevel.Set(parseLevel(next.Log.Level))
+			g.rebuild(next, in, srcWarnings, "config changed")
+		}
+	}
+
+	g.shutdown(ls)
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+type sourceUpdate struct {
+	in       translate.Input
+	warnings []model.Warning
+}
+
+// replace puts v in a one-slot channel, dropping a value not yet taken:
+// only the newest state of a source matters.
+func replace[T any](ch chan T, v T) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+			select {
+			case <-ch:
+			default:
+			}
+		}
+	}
+}
+
+func (g *Gateway) rebuild(cfg *config.Config, in translate.Input, srcWarnings []model.Warning, why string) {
+	st, err := g.build(cfg, in, srcWarnings)
+	if err != nil {
+		g.log.Error("rebuild failed; still serving the previous configuration", "reason", why, "error", err)
+		return
+	}
+	g.log.Info("rebuilt", "reason", why)
+	g.apply(st)
+}
+
+// noteRestartOnly logs the changed keys that a reload cannot apply.
+func (g *Gateway) noteRestartOnly(old, next *config.Config) {
+	for key, changed := range map[string]bool{
+		"http_addr":   old.HTTPAddr != next.HTTPAddr,
+		"https_addr":  old.HTTPSAddr != next.HTTPSAddr,
+		"admin_addr":  old.AdminAddr != next.AdminAddr,
+		"manifests":   old.Manifests != next.Manifests,
+		"log.format":  old.Log.Format != next.Log.Format,
+		"log.access":  old.Log.Access != next.Log.Access,
+		"server":      old.Server != next.Server,
+	} {
+		if changed {
+			g.log.Warn("config key changed but takes effect only after a restart", "key", key)
+		}
+	}
+}
+
+// Ready reports whether a configuration is being served and the gateway is
+// not shutting down.
+func (g *Gateway) Ready() bool { return g.live.Load() != nil && !g.draining.Load() }
+
+func (g *Gateway) shutdown(ls []*listener) {
+	g.draining.Store(true)
+	timeout := g.cfg.Server.ShutdownTimeout
+	g.log.Info("shutting down", "timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.srv.Shutdown(ctx); err != nil {
+				g.log.Warn("listener did not drain in time", "listener", l.name, "error", err)
+				l.srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	g.log.Info("stopped")
+}
