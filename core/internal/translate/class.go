@@ -1,0 +1,41 @@
+package translate
+
+import (
+	"slices"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+const (
+	// annotationIngressClass is the legacy class annotation, still honoured.
+	annotationIngressClass = "kubernetes.io/ingress.class"
+	// annotationDefaultClass marks the IngressClass of Ingresses without one.
+	annotationDefaultClass = networkingv1.AnnotationIsDefaultIngressClass
+)
+
+// owns reports whether ing belongs to us. Ingresses of other classes are not
+// ours and are ignored without a warning: another controller serves them.
+func (b *builder) owns(ing *networkingv1.Ingress) bool {
+	if name := ing.Spec.IngressClassName; name != nil {
+		mine := b.ownsClass(*name)
+		if a, ok := ing.Annotations[annotationIngressClass]; ok && a != *name && (mine || b.ownsClass(a)) {
+			b.warn(ref("Ingress", ing.Namespace, ing.Name),
+				"metadata.annotations[\""+annotationIngressClass+"\"] \""+a+"\" differs from spec.ingressClassName \""+*name+"\"; spec.ingressClassName is used")
+		}
+		return mine
+	}
+	if a, ok := ing.Annotations[annotationIngressClass]; ok {
+		return b.ownsClass(a)
+	}
+	return b.defaultClass
+}
+
+// ownsClass reports whether the class name is ours: an IngressClass of that
+// name with our controller, or, when no IngressClass of that name exists, a
+// name in Options.ClassNames.
+func (b *builder) ownsClass(name string) bool {
+	if c, ok := b.classes[name]; ok {
+		return c.Spec.Controller == b.opts.ControllerName
+	}
+	return slices.Contains(b.opts.ClassNames, name)
+}
