@@ -54,11 +54,12 @@ func (b *builder) addTLS(ing *networkingv1.Ingress, src model.ObjectRef, i int) 
 		return
 	}
 	for j, h := range hosts {
-		e.hosts[h] = true
 		if !leafCovers(e.leaf, h) {
-			b.warn(src, fmt.Sprintf("spec.tls[%d].hosts[%d] %q: not covered by the certificate of %s (names: %s)",
+			b.warn(src, fmt.Sprintf("spec.tls[%d].hosts[%d] %q: not covered by the certificate of %s (names: %s); not served with it",
 				i, j, h, e.cert.Source, strings.Join(e.leaf.DNSNames, ", ")))
+			continue
 		}
+		e.hosts[h] = true
 	}
 }
 

@@ -29,9 +29,9 @@ import (
 	"github.com/sluicegw/sluice/core/internal/model"
 )
 
-// DefaultControllerName is the spec.controller of the IngressClasses that
+// ControllerName is the spec.controller of the IngressClasses that
 // Sluice owns when Options.ControllerName is empty.
-const DefaultControllerName = "sluice.io/ingress-controller"
+const ControllerName = "sluice.io/ingress-controller"
 
 // DefaultClassNames are the class names Sluice owns without an IngressClass
 // object when Options.ClassNames is nil.
@@ -48,12 +48,12 @@ type Input struct {
 }
 
 // Options configure a translation. The zero value is usable: it owns the
-// classes of DefaultControllerName and DefaultClassNames, balances round
+// classes of ControllerName and DefaultClassNames, balances round
 // robin, sets no timeouts, rejects loopback endpoints and checks certificate
 // expiry against the wall clock.
 type Options struct {
 	// ControllerName is the spec.controller value of the IngressClasses
-	// Sluice owns. Empty means DefaultControllerName.
+	// Sluice owns. Empty means ControllerName.
 	ControllerName string
 	// ClassNames are class names Sluice owns when no IngressClass object of
 	// that name exists (an IngressClass object always decides for its own
@@ -114,7 +114,7 @@ type routeKey struct {
 
 func newBuilder(in Input, opts Options) *builder {
 	if opts.ControllerName == "" {
-		opts.ControllerName = DefaultControllerName
+		opts.ControllerName = ControllerName
 	}
 	if opts.ClassNames == nil {
 		opts.ClassNames = DefaultClassNames
