@@ -42,14 +42,17 @@ func (h *Handler) setForwarded(pr *httputil.ProxyRequest) {
 			xfHost = v
 		}
 	}
-	if xff != "" {
-		out["X-Forwarded-For"] = []string{xff}
+	// One backing array for the four values: one allocation, not four.
+	vals := [...]string{xff, xfProto, xfHost, fwd}
+	set := func(k string, i int) {
+		if vals[i] != "" {
+			out[k] = vals[i : i+1 : i+1]
+		}
 	}
-	out["X-Forwarded-Proto"] = []string{xfProto}
-	if xfHost != "" {
-		out["X-Forwarded-Host"] = []string{xfHost}
-	}
-	out["Forwarded"] = []string{fwd}
+	set("X-Forwarded-For", 0)
+	set("X-Forwarded-Proto", 1)
+	set("X-Forwarded-Host", 2)
+	set("Forwarded", 3)
 }
 
 func (h *Handler) trusted(a netip.Addr) bool {

@@ -70,6 +70,7 @@ func New(opts Options) *Handler {
 		Transport:    (*transport)(h),
 		ErrorHandler: h.proxyError,
 		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		BufferPool:   newBufPool(),
 	}
 	return h
 }
