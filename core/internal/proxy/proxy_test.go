@@ -734,3 +734,20 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestConnectTimeout(t *testing.T) {
+	// A connect timeout of 1ns expires before any dial can finish: the
+	// dialer must take it from the backend, and the answer is 504.
+	be := echoBackend(t, "web")
+	g := newGateway(t, Options{})
+	b := backend("default/web:80", addr(be))
+	b.Timeouts.Connect = time.Nanosecond
+	g.load(t, &model.Snapshot{DefaultBackend: b})
+	r := g.get(t, "x", "/")
+	if r.code != 504 || r.body != "gateway timeout: no answer in time from service default/web port 80\n" {
+		t.Fatalf("got %d %q, want 504", r.code, r.body)
+	}
+	if st := g.pools.Get(b.Name).Stats(); st[0].Failures != 1 || st[0].EjectedUntil.IsZero() {
+		t.Fatalf("a connect timeout is a connection failure: %+v", st)
+	}
+}
