@@ -111,6 +111,10 @@ func FuzzMatch(f *testing.F) {
 		if path.Clean(c) != path.Clean("/"+p) {
 			t.Fatalf("CleanPath(%q) = %q disagrees with path.Clean %q", p, c, path.Clean("/"+p))
 		}
+		last := p[strings.LastIndexByte(p, '/')+1:]
+		if wantSlash := c == "/" || last == "" || last == "." || last == ".."; strings.HasSuffix(c, "/") != wantSlash {
+			t.Fatalf("CleanPath(%q) = %q: trailing slash should be %v", p, c, wantSlash)
+		}
 		got := tbl.Match(h, p)
 		wantRoute, wantBackend := refMatch(snap, h, p)
 		if got.Route != wantRoute || got.Backend != wantBackend {

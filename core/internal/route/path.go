@@ -1,6 +1,9 @@
 package route
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // CleanPath returns the normalized form of a decoded URL path, the form
 // Match routes on and the proxy forwards:
@@ -16,36 +19,35 @@ func CleanPath(p string) string {
 	if isClean(p) {
 		return p
 	}
-	segs := strings.Split(p, "/")
-	out := make([]string, 0, len(segs))
-	trailing := false
-	for i, s := range segs {
-		last := i == len(segs)-1
-		switch s {
+	// buf holds "/" followed by the kept segments, each ending in "/".
+	// Paths up to 512 bytes are built on the stack: one allocation.
+	var arr [512]byte
+	buf := append(arr[:0], '/')
+	trailing := true
+	for rest := p; ; {
+		seg, tail, more := strings.Cut(rest, "/")
+		switch seg {
 		case "", ".":
-			trailing = last
+			trailing = true
 		case "..":
-			if len(out) > 0 {
-				out = out[:len(out)-1]
+			if len(buf) > 1 {
+				buf = buf[:bytes.LastIndexByte(buf[:len(buf)-1], '/')+1]
 			}
-			trailing = last
+			trailing = true
 		default:
-			out = append(out, s)
+			buf = append(buf, seg...)
+			buf = append(buf, '/')
 			trailing = false
 		}
+		if !more {
+			break
+		}
+		rest = tail
 	}
-	if len(out) == 0 {
-		return "/"
+	if !trailing && len(buf) > 1 {
+		buf = buf[:len(buf)-1]
 	}
-	var b strings.Builder
-	for _, s := range out {
-		b.WriteByte('/')
-		b.WriteString(s)
-	}
-	if trailing {
-		b.WriteByte('/')
-	}
-	return b.String()
+	return string(buf)
 }
 
 // isClean reports whether p starts with "/" and has no empty (except a
