@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -15,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluicegw/sluice/core/internal/model"
 )
 
 // object is one decoded Kubernetes object and where it was written.
@@ -130,21 +131,54 @@ func hasContent(doc []byte) bool {
 	return false
 }
 
-// yamlLine matches the line number in a YAML parser error.
-var yamlLine = regexp.MustCompile(`^(?:error converting YAML to JSON: )?yaml: line (\d+): `)
+// parserProblems are the syntax errors that the YAML parser (as opposed to
+// its scanner) reports; it numbers their lines from 0, so they read one line
+// early. See go.yaml.in/yaml/v2 parser.fail.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlError rewrites a YAML error of a document that starts at line start:
+// one line, without library prefixes, with line numbers of the file.
+func yamlError(err error, start int) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	parts := strings.Split(msg, "\n")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if rest, ok := strings.CutPrefix(p, "line "); ok {
+			if num, problem, ok := strings.Cut(rest, ": "); ok {
+				if n, err := strconv.Atoi(num); err == nil {
+					if parserProblems[problem] {
+						n++
+					}
+					p = fmt.Sprintf("line %d: %s", start+n-1, problem)
+				}
+			}
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, "; ")
+}
 
 // decodeDocument decodes one YAML document: a supported object, a v1 List of
 // them, or nothing. It never panics.
 func decodeDocument(pos position, doc []byte) ([]object, []docError) {
 	j, err := yaml.YAMLToJSONStrict(doc)
 	if err != nil {
-		msg := err.Error()
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			if n, convErr := strconv.Atoi(m[1]); convErr == nil {
-				msg = fmt.Sprintf("line %d: %s", pos.line+n-1, msg[len(m[0]):])
-			}
-		}
-		return nil, []docError{{pos, "invalid YAML: " + msg + "; document ignored"}}
+		return nil, []docError{{pos, "invalid YAML: " + yamlError(err, pos.line) + "; document ignored"}}
 	}
 	j = bytes.TrimSpace(j)
 	if len(j) == 0 || string(j) == "null" {
@@ -217,23 +251,20 @@ func decodeObject(pos position, j []byte) (object, string) {
 	if err == nil {
 		err = errors.Join(strict...)
 	}
+	if !info.namespaced {
+		obj.SetNamespace("")
+	} else if obj.GetNamespace() == "" {
+		obj.SetNamespace(defaultNamespace)
+	}
 	what := tm.Kind
 	if n := obj.GetName(); n != "" {
-		what += " " + n
-		if ns := obj.GetNamespace(); ns != "" && info.namespaced {
-			what = tm.Kind + " " + ns + "/" + n
-		}
+		what = model.ObjectRef{Kind: tm.Kind, Namespace: obj.GetNamespace(), Name: n}.String()
 	}
 	if err != nil {
 		return object{}, what + ": " + oneLine(err) + "; ignored"
 	}
 	if obj.GetName() == "" {
 		return object{}, what + ": metadata.name is required; ignored"
-	}
-	if !info.namespaced {
-		obj.SetNamespace("")
-	} else if obj.GetNamespace() == "" {
-		obj.SetNamespace(defaultNamespace)
 	}
 	if s, ok := obj.(*corev1.Secret); ok {
 		applySecretDefaults(s)
