@@ -292,16 +292,21 @@ func (p *Pool) pickP2C(list []*Endpoint, avoid *Endpoint) *Endpoint {
 func (p *Pool) Failed(e *Endpoint) {
 	e.failures.Add(1)
 	now := p.opts.Now().UnixNano()
-	if e.ejected(now) {
-		return
+	old := e.ejectedUntil.Load()
+	if old != 0 && old > now {
+		return // already ejected
 	}
-	streak := e.streak.Add(1)
+	streak := e.streak.Load() + 1
 	d := p.opts.EjectBase
 	for i := uint32(1); i < streak && d < p.opts.EjectMax; i++ {
 		d *= 2
 	}
 	d = min(d, p.opts.EjectMax)
-	e.ejectedUntil.Store(now + int64(d))
+	// Of concurrent failures of a healthy endpoint, one ejects it and
+	// advances the streak; the others see it ejected.
+	if e.ejectedUntil.CompareAndSwap(old, now+int64(d)) {
+		e.streak.Store(streak)
+	}
 }
 
 // Succeeded reports that a connection to e worked; it clears e's failure

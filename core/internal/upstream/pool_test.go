@@ -333,3 +333,23 @@ func TestHammer(t *testing.T) {
 		})
 	}
 }
+
+func TestConcurrentFailuresEjectOnce(t *testing.T) {
+	_, p, clk := newTestPool(t, model.BalancerRoundRobin, "a:1", "b:1")
+	e := p.eps.Load().list[0]
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() { p.Failed(e) })
+	}
+	wg.Wait()
+	if got := e.streak.Load(); got != 1 {
+		t.Fatalf("50 concurrent failures of a healthy endpoint: streak %d, want 1", got)
+	}
+	clk.advance(10 * time.Second)
+	if !e.usable(&clock{now: clk.now}) {
+		t.Fatal("ejection longer than EjectBase after one burst of failures")
+	}
+	if st := p.Stats(); st[0].Failures != 50 {
+		t.Fatalf("failures %d, want 50", st[0].Failures)
+	}
+}
