@@ -436,6 +436,15 @@ func TestWebSocketEcho(t *testing.T) {
 }
 
 func TestStreaming(t *testing.T) {
+	// With the access log on, flushes go through the status recorder.
+	for _, accessLog := range []bool{false, true} {
+		t.Run(fmt.Sprintf("accesslog=%v", accessLog), func(t *testing.T) {
+			testStreaming(t, Options{AccessLog: accessLog})
+		})
+	}
+}
+
+func testStreaming(t *testing.T, opts Options) {
 	firstSeen := make(chan struct{})
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "first\n")
@@ -447,7 +456,7 @@ func TestStreaming(t *testing.T) {
 		io.WriteString(w, "second\n")
 	}))
 	t.Cleanup(be.Close)
-	g := newGateway(t, Options{})
+	g := newGateway(t, opts)
 	g.load(t, &model.Snapshot{DefaultBackend: backend("default/stream:80", addr(be))})
 
 	resp, err := g.srv.Client().Get(g.srv.URL + "/")
