@@ -119,8 +119,11 @@ func (h *Handler) Close() error {
 	if h.closed.Swap(true) {
 		return nil
 	}
-	h.http1.CloseIdleConnections()
-	h.h2c.CloseIdleConnections()
+	for _, t := range []*http.Transport{h.http1, h.h2c} {
+		if t != nil { // a zero Handler has none
+			t.CloseIdleConnections()
+		}
+	}
 	return nil
 }
 

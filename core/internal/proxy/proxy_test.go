@@ -742,6 +742,9 @@ func TestCloseTwice(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := new(Handler).Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestConnectTimeout(t *testing.T) {
