@@ -132,7 +132,6 @@ type stateKey struct{}
 // reqState travels in the request context from ServeHTTP to the rewrite,
 // the transport, the dialer and the error handler.
 type reqState struct {
-	h      *Handler
 	res    route.Result
 	ep     *upstream.Endpoint
 	cancel context.CancelCauseFunc // non-nil when a response timeout applies
@@ -163,7 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.access(r, rec, start, nil)
 		return
 	}
-	st := &reqState{h: h, res: t.Match(r.Host, r.URL.Path)}
+	st := &reqState{res: t.Match(r.Host, r.URL.Path)}
 	if st.res.Backend == nil {
 		plainError(w, http.StatusNotFound, "no route for this host and path")
 		h.access(r, rec, start, st)
