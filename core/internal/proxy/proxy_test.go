@@ -608,16 +608,18 @@ func TestSwapUnderLoad(t *testing.T) {
 		answered [2]atomic.Int64
 	)
 	var swapper sync.WaitGroup
-	swapper.Go(func() {
-		for i := 0; !stop.Load(); i++ {
-			if i%2 == 0 {
-				g.h.Swap(tblB)
-			} else {
-				g.h.Swap(tblA)
+	for range 4 {
+		swapper.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				if i%2 == 0 {
+					g.h.Swap(tblB)
+				} else {
+					g.h.Swap(tblA)
+				}
+				time.Sleep(100 * time.Microsecond)
 			}
-			time.Sleep(100 * time.Microsecond)
-		}
-	})
+		})
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	defer client.CloseIdleConnections()
 	for range 16 {
