@@ -45,10 +45,9 @@ func (b *builder) addTLS(ing *networkingv1.Ingress, src model.ObjectRef, i int) 
 	if t.SecretName == "" {
 		return // the default certificate of the listener
 	}
-	field := fmt.Sprintf("spec.tls[%d].secretName", i)
 	e := b.certificate(ing.Namespace, t.SecretName)
 	if e.msg != "" {
-		b.warn(src, field+": "+e.msg)
+		b.warn(src, fmt.Sprintf("spec.tls[%d].secretName: %s", i, e.msg))
 	}
 	if e.cert == nil {
 		return
@@ -65,7 +64,7 @@ func (b *builder) addTLS(ing *networkingv1.Ingress, src model.ObjectRef, i int) 
 
 // certificate loads the Secret ns/name once.
 func (b *builder) certificate(ns, name string) *certEntry {
-	k := ns + "/" + name
+	k := nsName{ns, name}
 	if e, ok := b.certs[k]; ok {
 		return e
 	}

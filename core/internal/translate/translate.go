@@ -92,18 +92,28 @@ type builder struct {
 	warnings []model.Warning
 
 	classes   map[string]*networkingv1.IngressClass // by name
-	services  map[string]*corev1.Service            // by "ns/name"
-	secrets   map[string]*corev1.Secret             // by "ns/name"
-	endpoints map[string][]*discoveryv1.EndpointSlice
+	services  map[nsName]*corev1.Service
+	secrets   map[nsName]*corev1.Secret
+	endpoints map[nsName][]*discoveryv1.EndpointSlice // by the Service's nsName
 
-	backends map[string]*model.Backend // by Backend.Name
-	certs    map[string]*certEntry     // by "ns/name" of the Secret
+	backends map[backendKey]*model.Backend
+	certs    map[nsName]*certEntry // by the Secret's nsName
 	routes   map[routeKey]*model.Route
 	tlsHosts map[string]bool
 
 	defaultClass   bool // one of our IngressClasses is the default class
 	defaultBackend *model.Backend
 	defaultSource  model.ObjectRef
+}
+
+// nsName identifies a namespaced object.
+type nsName struct{ ns, name string }
+
+// backendKey identifies a Backend: a Service port as referenced.
+type backendKey struct {
+	ns, svc  string
+	portName string
+	portNum  int32
 }
 
 type routeKey struct {
@@ -126,11 +136,11 @@ func newBuilder(in Input, opts Options) *builder {
 		opts:      opts,
 		now:       opts.Now,
 		classes:   make(map[string]*networkingv1.IngressClass, len(in.IngressClasses)),
-		services:  make(map[string]*corev1.Service, len(in.Services)),
-		secrets:   make(map[string]*corev1.Secret, len(in.Secrets)),
-		endpoints: make(map[string][]*discoveryv1.EndpointSlice, len(in.EndpointSlices)),
-		backends:  make(map[string]*model.Backend),
-		certs:     make(map[string]*certEntry),
+		services:  make(map[nsName]*corev1.Service, len(in.Services)),
+		secrets:   make(map[nsName]*corev1.Secret, len(in.Secrets)),
+		endpoints: make(map[nsName][]*discoveryv1.EndpointSlice, len(in.EndpointSlices)),
+		backends:  make(map[backendKey]*model.Backend),
+		certs:     make(map[nsName]*certEntry),
 		routes:    make(map[routeKey]*model.Route),
 		tlsHosts:  make(map[string]bool),
 	}
@@ -154,7 +164,7 @@ func newBuilder(in Input, opts Options) *builder {
 		if s == nil {
 			continue
 		}
-		k := s.Namespace + "/" + s.Name
+		k := nsName{s.Namespace, s.Name}
 		if _, dup := b.services[k]; dup {
 			b.warn(ref("Service", s.Namespace, s.Name), "defined more than once in the input; the first definition is used")
 			continue
@@ -165,19 +175,19 @@ func newBuilder(in Input, opts Options) *builder {
 		if s == nil {
 			continue
 		}
-		k := s.Namespace + "/" + s.Name
+		k := nsName{s.Namespace, s.Name}
 		if _, dup := b.secrets[k]; dup {
 			b.warn(ref("Secret", s.Namespace, s.Name), "defined more than once in the input; the first definition is used")
 			continue
 		}
 		b.secrets[k] = s
 	}
-	seen := make(map[string]bool, len(in.EndpointSlices))
+	seen := make(map[nsName]bool, len(in.EndpointSlices))
 	for _, s := range in.EndpointSlices {
 		if s == nil {
 			continue
 		}
-		k := s.Namespace + "/" + s.Name
+		k := nsName{s.Namespace, s.Name}
 		if seen[k] {
 			b.warn(ref("EndpointSlice", s.Namespace, s.Name), "defined more than once in the input; the first definition is used")
 			continue
@@ -187,7 +197,7 @@ func newBuilder(in Input, opts Options) *builder {
 		if svc == "" {
 			continue
 		}
-		k = s.Namespace + "/" + svc
+		k = nsName{s.Namespace, svc}
 		b.endpoints[k] = append(b.endpoints[k], s)
 	}
 	for _, list := range b.endpoints {
@@ -201,12 +211,12 @@ func newBuilder(in Input, opts Options) *builder {
 // which they claim routes.
 func (b *builder) ownedIngresses(all []*networkingv1.Ingress) []*networkingv1.Ingress {
 	out := make([]*networkingv1.Ingress, 0, len(all))
-	seen := make(map[string]bool, len(all))
+	seen := make(map[nsName]bool, len(all))
 	for _, ing := range all {
 		if ing == nil || !b.owns(ing) {
 			continue
 		}
-		k := ing.Namespace + "/" + ing.Name
+		k := nsName{ing.Namespace, ing.Name}
 		if seen[k] {
 			b.warn(ref("Ingress", ing.Namespace, ing.Name), "defined more than once in the input; the first definition is used")
 			continue
@@ -249,7 +259,7 @@ func (b *builder) addDefaultBackend(ing *networkingv1.Ingress, src model.ObjectR
 		b.warn(src, fmt.Sprintf("%s: ignored: %s already sets the default backend (the oldest Ingress wins)", field, b.defaultSource))
 		return
 	}
-	b.defaultBackend = b.backend(src, field, ing.Namespace, db.Service)
+	b.defaultBackend = b.backend(src, backendField{rule: -1}, ing.Namespace, db.Service)
 	b.defaultSource = src
 }
 
@@ -287,11 +297,10 @@ func (b *builder) addRule(ing *networkingv1.Ingress, src model.ObjectRef, i int)
 				i, j, host, pt, p.Path, owner))
 			continue
 		}
-		field := fmt.Sprintf("spec.rules[%d].http.paths[%d].backend", i, j)
 		b.routes[k] = &model.Route{
 			PathType: pt,
 			Path:     displayPath(p.Path),
-			Backend:  b.backend(src, field, ing.Namespace, p.Backend.Service),
+			Backend:  b.backend(src, backendField{rule: i, path: j}, ing.Namespace, p.Backend.Service),
 			Source:   src,
 		}
 	}
