@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
+	"github.com/sluicegw/sluice/wasm/internal/instrument"
 	"github.com/sluicegw/sluice/wasm/internal/pool"
 )
 
@@ -168,32 +170,46 @@ func (f *Filter) Name() string { return f.name }
 func (f *Filter) Digest() string { return f.mod.digest }
 
 func (f *Filter) instantiate(_ context.Context, modCfg wazero.ModuleConfig) (*instance, error) {
-	start := time.Now()
+	began := time.Now()
 	in := &instance{f: f, done: make(chan struct{})}
 	in.guard = f.host.wd.Register(in)
-	// Instantiation runs _start/_initialize: a guest init may be slow (a Go
-	// runtime takes ~6 ms) but must not hang, so it gets 10 deadlines.
-	in.guard.Arm(10 * f.timeout)
-	mod, err := f.host.rt.InstantiateModule(in, f.mod.cm, modCfg)
-	expired := in.guard.Disarm()
-	if err == nil && expired {
-		err = errors.New("start function exceeded its deadline")
-	}
+	mod, err := f.mod.rt.InstantiateModule(in, f.mod.cm, modCfg)
 	if err != nil {
-		if mod != nil {
-			_ = mod.Close(context.Background())
-		}
 		f.host.wd.Unregister(in.guard)
-		kind := FailureTrap
-		if expired {
-			kind = FailureDeadline
-		}
-		return nil, &FilterError{Filter: f.name, Phase: "instantiate", Kind: kind, Err: err}
+		return nil, &FilterError{Filter: f.name, Phase: "instantiate", Kind: FailureTrap, Err: err}
 	}
 	in.mod, in.mem = mod, mod.Memory()
+	if f.mod.fuel {
+		g, ok := mod.ExportedGlobal(instrument.StopExport).(api.MutableGlobal)
+		if !ok {
+			in.close()
+			return nil, &FilterError{Filter: f.name, Phase: "instantiate", Kind: FailureTrap, Err: errors.New("instrumented module lacks its stop global")}
+		}
+		in.stop = g
+	}
+	// Run _initialize (reactor) or _start (command) once, under a deadline
+	// of 10 calls: a guest runtime's init may be slow (Go: ~6 ms) but must
+	// not hang.
+	start := ""
+	switch {
+	case f.mod.reactor:
+		start = "_initialize"
+	case f.mod.start:
+		start = "_start"
+	}
+	if start != "" {
+		if err := in.callTimeout(start, mod.ExportedFunction(start), nil, 10*f.timeout); err != nil {
+			in.close()
+			return nil, err
+		}
+		if mod.IsClosed() {
+			in.close()
+			return nil, &FilterError{Filter: f.name, Phase: start, Kind: FailureTrap, Err: errors.New("the guest exited: a filter must not call proc_exit")}
+		}
+	}
 	in.hreq = mod.ExportedFunction("handle_request")
 	in.hres = mod.ExportedFunction("handle_response")
-	d := time.Since(start)
+	d := time.Since(began)
 	f.lastCold.Store(int64(d))
 	f.logger.Debug("instance created", "duration", d)
 	return in, nil

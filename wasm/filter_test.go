@@ -138,7 +138,16 @@ func TestGuests(t *testing.T) {
 // TestFailures: each failing guest gives a precise error naming the filter,
 // is answered per policy, and the filter keeps serving other requests.
 func TestFailures(t *testing.T) {
-	h, logs := bufferedHost(t, Config{MemoryLimitPages: 16, Timeout: 50 * time.Millisecond, DeadlineTick: 2 * time.Millisecond})
+	for _, mode := range []struct {
+		name string
+		i    Interrupt
+	}{{"fuel", InterruptFuel}, {"context", InterruptContext}} {
+		t.Run(mode.name, func(t *testing.T) { testFailures(t, mode.i) })
+	}
+}
+
+func testFailures(t *testing.T, mode Interrupt) {
+	h, logs := bufferedHost(t, Config{Interrupt: mode, MemoryLimitPages: 16, Timeout: 50 * time.Millisecond, DeadlineTick: 2 * time.Millisecond})
 	tests := []struct {
 		guest   string
 		header  string
@@ -199,7 +208,13 @@ func TestFailures(t *testing.T) {
 // TestLoopDoesNotBlockOthers: while one request spins until its deadline,
 // other requests of the same filter are served.
 func TestLoopDoesNotBlockOthers(t *testing.T) {
-	h, _ := bufferedHost(t, Config{Timeout: 300 * time.Millisecond})
+	for _, mode := range []Interrupt{InterruptFuel, InterruptContext} {
+		testLoopDoesNotBlockOthers(t, mode)
+	}
+}
+
+func testLoopDoesNotBlockOthers(t *testing.T, mode Interrupt) {
+	h, _ := bufferedHost(t, Config{Interrupt: mode, Timeout: 300 * time.Millisecond})
 	f := newFilter(t, h, FilterSpec{Name: "loop", Module: guest("loop"), Pool: PoolConfig{Min: 2, Max: 4}})
 	srv := serve(t, f.Middleware(&upstream{}))
 	done := make(chan int)

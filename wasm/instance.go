@@ -50,7 +50,8 @@ type instance struct {
 	hres api.Function
 
 	guard  *watchdog.Entry
-	done   chan struct{}
+	done   chan struct{}     // closed on expiry (InterruptContext)
+	stop   api.MutableGlobal // set on expiry (InterruptFuel)
 	killed atomic.Bool
 
 	stack    [2]uint64
@@ -112,6 +113,12 @@ func (in *instance) Value(key any) any {
 // goroutine, when a call overruns.
 func (in *instance) Expire() {
 	in.killed.Store(true)
+	if in.stop != nil {
+		// Written while the guest may run: the guest reads it in native
+		// code at its next fuel check (an aligned 64-bit store).
+		in.stop.Set(1)
+		return
+	}
 	close(in.done)
 }
 
@@ -130,11 +137,15 @@ func instanceFrom(ctx context.Context) *instance {
 // call runs fn under the per-call deadline. Any error means the instance
 // is dead.
 func (in *instance) call(phaseName string, fn api.Function, stack []uint64) error {
-	in.guard.Arm(in.f.timeout)
+	return in.callTimeout(phaseName, fn, stack, in.f.timeout)
+}
+
+func (in *instance) callTimeout(phaseName string, fn api.Function, stack []uint64, timeout time.Duration) error {
+	in.guard.Arm(timeout)
 	err := fn.CallWithStack(in, stack)
 	if in.guard.Disarm() {
 		return &FilterError{Filter: in.f.name, Phase: phaseName, Kind: FailureDeadline,
-			Err: errors.New("deadline of " + in.f.timeout.String() + " exceeded")}
+			Err: errors.New("deadline of " + timeout.String() + " exceeded")}
 	}
 	if err != nil {
 		return in.classify(phaseName, err)

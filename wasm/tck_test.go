@@ -12,7 +12,12 @@ import (
 // in front of a reverse proxy to the echo backend, over HTTP/1.1 and over
 // HTTP/2 with TLS.
 func TestTCK(t *testing.T) {
-	h := newHost(t, Config{})
+	t.Run("fuel", func(t *testing.T) { testTCK(t, InterruptFuel) })
+	t.Run("context", func(t *testing.T) { testTCK(t, InterruptContext) })
+}
+
+func testTCK(t *testing.T, mode Interrupt) {
+	h := newHost(t, Config{Interrupt: mode})
 	f := newFilter(t, h, FilterSpec{Name: "tck", Module: Source{Path: tckPath(t)}, Pool: PoolConfig{Min: 1, Max: 4}})
 	echo := serve(t, tck.EchoHandler())
 	front := f.Middleware(proxyTo(t, echo.URL))
