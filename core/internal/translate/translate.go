@@ -33,9 +33,9 @@ import (
 // Sluice owns when Options.ControllerName is empty.
 const ControllerName = "sluice.io/ingress-controller"
 
-// DefaultClassNames are the class names Sluice owns without an IngressClass
+// DefaultClassName is the class name Sluice owns without an IngressClass
 // object when Options.ClassNames is nil.
-var DefaultClassNames = []string{"sluice"}
+const DefaultClassName = "sluice"
 
 // Input is the set of Kubernetes objects a translation reads. Objects may come
 // in any order; nil entries are ignored. Translate only reads them.
@@ -48,16 +48,16 @@ type Input struct {
 }
 
 // Options configure a translation. The zero value is usable: it owns the
-// classes of ControllerName and DefaultClassNames, balances round
+// classes of ControllerName and DefaultClassName, balances round
 // robin, sets no timeouts, rejects loopback endpoints and checks certificate
 // expiry against the wall clock.
 type Options struct {
 	// ControllerName is the spec.controller value of the IngressClasses
-	// Sluice owns. Empty means ControllerName.
+	// Sluice owns. Empty means the constant ControllerName.
 	ControllerName string
 	// ClassNames are class names Sluice owns when no IngressClass object of
 	// that name exists (an IngressClass object always decides for its own
-	// name). Nil means DefaultClassNames; a non-nil empty slice means none.
+	// name). Nil means DefaultClassName; a non-nil empty slice means none.
 	ClassNames []string
 	// Balancer is the policy of every Backend. Empty means round robin.
 	Balancer model.Balancer
@@ -75,8 +75,9 @@ type Options struct {
 // objects (or parts of objects) it could not serve as written.
 //
 // The result is deterministic: hosts, routes, endpoints, certificates and
-// warnings are sorted. The Snapshot shares no memory with in, except
-// certificate PEM bytes, which are copied.
+// warnings are sorted, whatever the order of the input. The Snapshot shares
+// no memory with in (certificate PEM bytes are copied), so in may change
+// afterwards. Translate keeps no state and may be called concurrently.
 func Translate(in Input, opts Options) (*model.Snapshot, []model.Warning) {
 	b := newBuilder(in, opts)
 	for _, ing := range b.ownedIngresses(in.Ingresses) {
@@ -127,7 +128,7 @@ func newBuilder(in Input, opts Options) *builder {
 		opts.ControllerName = ControllerName
 	}
 	if opts.ClassNames == nil {
-		opts.ClassNames = DefaultClassNames
+		opts.ClassNames = []string{DefaultClassName}
 	}
 	if opts.Balancer == "" {
 		opts.Balancer = model.BalancerRoundRobin
