@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +269,31 @@ func FuzzTranslate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTranslateConcurrently translates the same inputs from many goroutines
+// (run with -race): Translate shares nothing between calls and only reads
+// its input.
+func TestTranslateConcurrently(t *testing.T) {
+	inputs := goldenInputs(t)
+	want := make(map[string]string, len(inputs))
+	for name, in := range inputs {
+		want[name] = encode(translate.Translate(in, translate.Options{Now: now}))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8*len(inputs))
+	for range 8 {
+		wg.Go(func() {
+			for name, in := range inputs {
+				if got := encode(translate.Translate(in, translate.Options{Now: now})); got != want[name] {
+					errs <- name
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for name := range errs {
+		t.Errorf("%s: a concurrent translation gave a different result", name)
+	}
 }
