@@ -1,9 +1,13 @@
 package translate
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/sluicegw/sluice/core/internal/model"
 )
 
 const (
@@ -38,4 +42,35 @@ func (b *builder) ownsClass(name string) bool {
 		return c.Spec.Controller == b.opts.ControllerName
 	}
 	return slices.Contains(b.opts.ClassNames, name)
+}
+
+// Annotation prefixes Sluice reads (DESIGN.md "Configuration"). An
+// annotation under one of them that translate does not honour is warned
+// about rather than silently ignored.
+var annotationPrefixes = []string{"sluice.io/", "nginx.ingress.kubernetes.io/"}
+
+// supportedAnnotations are the prefixed annotations translate honours. None
+// yet: filters (sluice.io/filters) and the ingress-nginx subset are to come,
+// and each one added here must change the Snapshot.
+var supportedAnnotations = map[string]bool{}
+
+// checkAnnotations warns about the prefixed annotations of ing that are not
+// supported, in key order.
+func (b *builder) checkAnnotations(ing *networkingv1.Ingress, src model.ObjectRef) {
+	var keys []string
+	for k := range ing.Annotations {
+		if supportedAnnotations[k] {
+			continue
+		}
+		for _, p := range annotationPrefixes {
+			if strings.HasPrefix(k, p) {
+				keys = append(keys, k)
+				break
+			}
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b.warn(src, fmt.Sprintf("metadata.annotations[%q]: not supported by this version of sluice; ignored", k))
+	}
 }

@@ -239,6 +239,7 @@ func (b *builder) ownedIngresses(all []*networkingv1.Ingress) []*networkingv1.In
 
 func (b *builder) addIngress(ing *networkingv1.Ingress) {
 	src := ref("Ingress", ing.Namespace, ing.Name)
+	b.checkAnnotations(ing, src)
 	if db := ing.Spec.DefaultBackend; db != nil {
 		b.addDefaultBackend(ing, src, db)
 	}
