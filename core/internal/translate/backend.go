@@ -84,7 +84,7 @@ func (b *builder) backend(src model.ObjectRef, field backendField, ns string, re
 		b.warn(src, fmt.Sprintf("%s.service.name: %s is of type ExternalName, which is not supported; the route answers 503", field, be.Service))
 		return be
 	}
-	port, msg := findServicePort(svc, ref.Port)
+	port, portIndex, msg := findServicePort(svc, ref.Port)
 	if msg != "" {
 		sub := "number"
 		if k.portName != "" {
@@ -96,15 +96,22 @@ func (b *builder) backend(src model.ObjectRef, field backendField, ns string, re
 	if cached {
 		return be
 	}
-	if port.AppProtocol != nil && *port.AppProtocol == appProtocolH2C {
-		be.Protocol = model.ProtocolH2C
+	if ap := port.AppProtocol; ap != nil {
+		switch *ap {
+		case appProtocolH2C:
+			be.Protocol = model.ProtocolH2C
+		case "", "http", "kubernetes.io/ws":
+		default:
+			b.warn(be.Service, fmt.Sprintf("spec.ports[%d].appProtocol: %q is not supported (only http, kubernetes.io/ws and kubernetes.io/h2c are); spoken to as HTTP/1.1", portIndex, *ap))
+		}
 	}
 	be.Endpoints = b.resolveEndpoints(ns, svc.Name, port.Name)
 	return be
 }
 
-// findServicePort finds the TCP port of svc that ref names, by number or name.
-func findServicePort(svc *corev1.Service, ref networkingv1.ServiceBackendPort) (*corev1.ServicePort, string) {
+// findServicePort finds the TCP port of svc that ref names, by number or
+// name, and its index in spec.ports.
+func findServicePort(svc *corev1.Service, ref networkingv1.ServiceBackendPort) (*corev1.ServicePort, int, string) {
 	var udp bool
 	for i := range svc.Spec.Ports {
 		p := &svc.Spec.Ports[i]
@@ -115,16 +122,16 @@ func findServicePort(svc *corev1.Service, ref networkingv1.ServiceBackendPort) (
 			udp = true
 			continue
 		}
-		return p, ""
+		return p, i, ""
 	}
 	what := strconv.Quote(ref.Name)
 	if ref.Name == "" {
 		what = strconv.Itoa(int(ref.Number))
 	}
 	if udp {
-		return nil, "port " + what + " is not a TCP port"
+		return nil, -1, "port " + what + " is not a TCP port"
 	}
-	return nil, "has no port " + what
+	return nil, -1, "has no port " + what
 }
 
 // resolveEndpoints returns the ready "ip:port" endpoints of the Service port
