@@ -61,20 +61,6 @@ func checkLabel(l string) error {
 	return nil
 }
 
-// hostCovers reports whether the TLS host pattern covers host: equal names,
-// or a "*.x" pattern and a host of exactly one more label than "x".
-func hostCovers(pattern, host string) bool {
-	if pattern == host {
-		return true
-	}
-	suffix, ok := strings.CutPrefix(pattern, "*")
-	if !ok || strings.HasPrefix(host, "*") {
-		return false
-	}
-	label, ok := strings.CutSuffix(host, suffix)
-	return ok && label != "" && !strings.Contains(label, ".")
-}
-
 // hostHasTLS reports whether some spec.tls entry of our Ingresses covers the
 // virtual host. The catch-all host "" never has TLS.
 func (b *builder) hostHasTLS(host string) bool {
