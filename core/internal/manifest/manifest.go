@@ -18,6 +18,10 @@
 //   - The same object (kind, namespace, name) written twice: the first one
 //     wins, in file name order then document order, and the others are
 //     warned about.
+//   - Warnings about a file or a document, which has no Kubernetes identity,
+//     name the object as Kind "File" with the file's path as Name.
+//   - Nothing sets metadata.creationTimestamp: manifests without one tie on
+//     age, so route conflicts between them are decided by namespace/name.
 package manifest
 
 import (
