@@ -2,9 +2,11 @@ package wasm
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -235,5 +237,54 @@ func benchGuestCall(b *testing.B, bin []byte, name string, mode Interrupt) {
 		if err := in.call("handle_request", in.hreq, in.stack[:]); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkGoGuestTail sends b.N requests through a standard-Go guest
+// (1 header read + 1 header set) and reports latency
+// percentiles: standard-Go guests pause for their own GC on the request
+// path, so p99.9 and max matter more than the median.
+func BenchmarkGoGuestTail(b *testing.B) {
+	bin := buildGoGuest(b)
+	for _, tc := range []struct {
+		recycle int
+		env     map[string]string
+	}{
+		{0, map[string]string{"GOGC": "25"}},
+		{0, map[string]string{"GOGC": "25", "GOMEMLIMIT": "3MiB"}},
+		{0, map[string]string{"GOGC": "100"}},
+		{5000, nil},
+	} {
+		recycle := tc.recycle
+		b.Run(fmt.Sprintf("recycle=%d/env=%v", recycle, tc.env), func(b *testing.B) {
+			h := newHost(b, Config{GuestEnv: tc.env, MemoryLimitPages: 256})
+			f := newFilter(b, h, FilterSpec{Name: "go", Module: Source{Path: bin}, RecycleAfter: recycle, Pool: PoolConfig{Min: 2, Max: 2}})
+			handler := f.Middleware(okHandler)
+			w := &benchWriter{h: http.Header{}}
+			req, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
+			req.Header.Set("X-Name", "gopher")
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				clear(w.h)
+				t0 := time.Now()
+				handler.ServeHTTP(w, req)
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			if w.code != 200 {
+				b.Fatalf("status %d", w.code)
+			}
+			slices.Sort(lat)
+			pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) }
+			b.ReportMetric(pct(0.5), "p50-ns")
+			b.ReportMetric(pct(0.99), "p99-ns")
+			b.ReportMetric(pct(0.999), "p99.9-ns")
+			b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+			in, _ := f.pool.Get(context.Background())
+			b.ReportMetric(float64(in.mem.Size()/65536), "pages")
+			f.pool.Put(in)
+		})
 	}
 }

@@ -211,7 +211,13 @@ func (f *Filter) instantiate(_ context.Context, modCfg wazero.ModuleConfig) (*in
 	in.hres = mod.ExportedFunction("handle_response")
 	d := time.Since(began)
 	f.lastCold.Store(int64(d))
-	f.logger.Debug("instance created", "duration", d)
+	if f.pool != nil && f.pool.Stats().Size == 0 {
+		// The pool was empty (min 0, or every instance failed): a request
+		// may be waiting on this instantiation.
+		f.logger.Info("cold start", "duration", d, "digest", f.mod.digest[:12])
+	} else {
+		f.logger.Debug("instance created", "duration", d)
+	}
 	return in, nil
 }
 

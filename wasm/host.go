@@ -35,7 +35,7 @@ import (
 
 // Defaults of Config and FilterSpec.
 const (
-	DefaultMemoryLimitPages = 64 // 4 MiB: enough for standard-Go guests with GOGC=25
+	DefaultMemoryLimitPages = 128 // 8 MiB: standard-Go guests with GOGC=25 reach ~70 pages under load
 	DefaultTimeout          = time.Second
 	DefaultDeadlineTick     = 5 * time.Millisecond
 	DefaultMaxModuleBytes   = 64 << 20
@@ -89,7 +89,7 @@ type Config struct {
 	// MaxModuleBytes bounds a module's size. Default 64 MiB.
 	MaxModuleBytes int64
 	// GuestEnv is the complete WASI environment of every guest. Nil means
-	// {"GOGC": "25"}, which keeps standard-Go guests within 64 pages.
+	// {"GOGC": "25"}, which keeps standard-Go guests near 70 pages under load.
 	GuestEnv map[string]string
 }
 

@@ -158,3 +158,18 @@ func FuzzRewrite(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRewrite: load-time cost of instrumenting the 100 KB TCK guest.
+func BenchmarkRewrite(b *testing.B) {
+	bin, err := os.ReadFile("../../../../shared/tck/http-wasm-tck.wasm")
+	if err != nil {
+		b.Fatalf("%v (the TCK guest is expected at ../shared/tck/ next to the repository)", err)
+	}
+	b.SetBytes(int64(len(bin)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Rewrite(bin); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
