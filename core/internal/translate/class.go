@@ -19,16 +19,20 @@ const (
 
 // owns reports whether ing belongs to us. Ingresses of other classes are not
 // ours and are ignored without a warning: another controller serves them.
+//
+// An empty class name (field or annotation) counts as no class: the API
+// server refuses it, and it must not match an empty Options.ClassNames entry.
 func (b *builder) owns(ing *networkingv1.Ingress) bool {
-	if name := ing.Spec.IngressClassName; name != nil {
+	a := ing.Annotations[annotationIngressClass]
+	if name := ing.Spec.IngressClassName; name != nil && *name != "" {
 		mine := b.ownsClass(*name)
-		if a, ok := ing.Annotations[annotationIngressClass]; ok && a != *name && (mine || b.ownsClass(a)) {
-			b.warn(ref("Ingress", ing.Namespace, ing.Name),
-				"metadata.annotations[\""+annotationIngressClass+"\"] \""+a+"\" differs from spec.ingressClassName \""+*name+"\"; spec.ingressClassName is used")
+		if a != "" && a != *name && (mine || b.ownsClass(a)) {
+			b.warn(ref("Ingress", ing.Namespace, ing.Name), fmt.Sprintf(
+				"metadata.annotations[%q] %q differs from spec.ingressClassName %q; spec.ingressClassName is used", annotationIngressClass, a, *name))
 		}
 		return mine
 	}
-	if a, ok := ing.Annotations[annotationIngressClass]; ok {
+	if a != "" {
 		return b.ownsClass(a)
 	}
 	return b.defaultClass

@@ -296,6 +296,18 @@ func TestTranslate(t *testing.T) {
 			opts: translate.Options{ClassNames: []string{}},
 			want: snapshot(),
 		},
+		"an empty class name is no class": {
+			in: translate.Input{
+				Ingresses: []*networkingv1.Ingress{
+					ingress("default", "field", func(ing *networkingv1.Ingress) { ing.Spec.IngressClassName = ptr("") },
+						rule("a.example.com", prefix("/", "web", 80))),
+					ingress("default", "annotation", className(""), annotation("kubernetes.io/ingress.class", ""),
+						rule("b.example.com", prefix("/", "web", 80))),
+				},
+			},
+			opts: translate.Options{ClassNames: []string{""}},
+			want: snapshot(),
+		},
 		"no class and no default class is not ours": {
 			in: translate.Input{
 				IngressClasses: []*networkingv1.IngressClass{ingressClass("sluice", translate.ControllerName, false)},
