@@ -288,3 +288,35 @@ func BenchmarkGoGuestTail(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKillLatency: how long after its 20 ms deadline a looping guest
+// is stopped and answered (watchdog tick 5 ms + scheduling + reaching the
+// next fuel check or loop-header check).
+func BenchmarkKillLatency(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		i    Interrupt
+	}{{"fuel", InterruptFuel}, {"context", InterruptContext}} {
+		b.Run(mode.name, func(b *testing.B) {
+			const timeout = 20 * time.Millisecond
+			h := newHost(b, Config{Interrupt: mode.i, Timeout: timeout})
+			f := newFilter(b, h, FilterSpec{Name: "loop", Module: guest("loop"), Pool: PoolConfig{Min: 1, Max: 1}})
+			handler := f.Middleware(okHandler)
+			req, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
+			req.Header.Set("X-Loop", "1")
+			var late []time.Duration
+			for b.Loop() {
+				w := &benchWriter{h: http.Header{}}
+				t0 := time.Now()
+				handler.ServeHTTP(w, req)
+				late = append(late, time.Since(t0)-timeout)
+				if w.code != 500 {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+			slices.Sort(late)
+			b.ReportMetric(float64(late[len(late)/2].Microseconds()), "p50-late-µs")
+			b.ReportMetric(float64(late[len(late)-1].Microseconds()), "max-late-µs")
+		})
+	}
+}

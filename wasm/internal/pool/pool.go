@@ -76,7 +76,6 @@ type Pool[T any] struct {
 	closed   bool
 	timer    *time.Timer
 	st       Stats
-	bg       sync.WaitGroup
 	drained  chan struct{}
 }
 
@@ -198,12 +197,10 @@ func (p *Pool[T]) maybeGrowLocked() {
 		return
 	}
 	p.creating++
-	p.bg.Add(1)
 	go p.create()
 }
 
 func (p *Pool[T]) create() {
-	defer p.bg.Done()
 	v, err := p.cfg.New(context.Background())
 	p.mu.Lock()
 	p.creating--
