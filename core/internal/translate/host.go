@@ -11,12 +11,17 @@ import (
 	"github.com/sluicegw/sluice/core/internal/model"
 )
 
-// maxHostLen is the longest DNS-1123 subdomain Kubernetes accepts.
-const maxHostLen = 253
+// maxHostLen is the longest DNS-1123 subdomain Kubernetes accepts, and
+// maxLabelLen the longest DNS label.
+const (
+	maxHostLen  = 253
+	maxLabelLen = 63
+)
 
 // normalizeHost lowercases an Ingress host and checks it the way the API
 // server does: a DNS-1123 subdomain, or "*." followed by one; never an IP
-// address. "" (any host) is valid.
+// address. It also limits labels to 63 characters, as DNS does (the API
+// server does not). "" (any host) is valid.
 func normalizeHost(h string) (string, error) {
 	if h == "" {
 		return "", nil
@@ -48,6 +53,9 @@ func normalizeHost(h string) (string, error) {
 func checkLabel(l string) error {
 	if l == "" {
 		return errors.New("must not contain an empty label")
+	}
+	if len(l) > maxLabelLen {
+		return fmt.Errorf("label %q: must be at most %d characters", l, maxLabelLen)
 	}
 	for i := 0; i < len(l); i++ {
 		c := l[i]

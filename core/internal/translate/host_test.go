@@ -40,6 +40,8 @@ func TestNormalizeHost(t *testing.T) {
 		{"ex ample.com", "", "label"},
 		{"exämple.com", "", "label"},
 		{strings.Repeat("a.", 126) + "a", strings.Repeat("a.", 126) + "a", ""},
+		{strings.Repeat("a", 63) + ".com", strings.Repeat("a", 63) + ".com", ""},
+		{strings.Repeat("a", 64) + ".com", "", "at most 63"},
 		{strings.Repeat("a.", 127) + "a", "", "at most 253"},
 	}
 	for _, tt := range tests {

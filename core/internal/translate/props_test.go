@@ -249,28 +249,6 @@ func TestTranslateOddObjects(t *testing.T) {
 	}
 }
 
-// FuzzTranslate decodes arbitrary manifests and translates them: never a
-// panic, and the snapshot is always sorted.
-func FuzzTranslate(f *testing.F) {
-	paths, _ := filepath.Glob("testdata/*.yaml")
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		in, _ := manifest.Decode("fuzz.yaml", data)
-		snap, _ := translate.Translate(in, translate.Options{Now: now, AllowLoopback: true})
-		for i := 1; i < len(snap.Hosts); i++ {
-			if snap.Hosts[i-1].Name >= snap.Hosts[i].Name {
-				t.Fatalf("hosts not sorted: %q, %q", snap.Hosts[i-1].Name, snap.Hosts[i].Name)
-			}
-		}
-	})
-}
-
 // TestTranslateConcurrently translates the same inputs from many goroutines
 // (run with -race): Translate shares nothing between calls and only reads
 // its input.
