@@ -109,7 +109,10 @@ func translateOptions(cfg *config.Config) translate.Options {
 	return translate.Options{
 		ControllerName: translate.ControllerName,
 		ClassNames:     []string{cfg.IngressClass},
-		Balancer:       model.Balancer(cfg.Upstream.Balancer),
+		// Standalone mode: the manifests' EndpointSlices name local
+		// backends, which the API server would refuse.
+		AllowLoopback: cfg.Manifests != "",
+		Balancer:      model.Balancer(cfg.Upstream.Balancer),
 		Timeouts: model.Timeouts{
 			Connect:  cfg.Upstream.ConnectTimeout,
 			Response: cfg.Upstream.ResponseTimeout,
@@ -274,13 +277,13 @@ func (g *Gateway) rebuild(cfg *config.Config, in translate.Input, srcWarnings []
 // noteRestartOnly logs the changed keys that a reload cannot apply.
 func (g *Gateway) noteRestartOnly(old, next *config.Config) {
 	for key, changed := range map[string]bool{
-		"http_addr":   old.HTTPAddr != next.HTTPAddr,
-		"https_addr":  old.HTTPSAddr != next.HTTPSAddr,
-		"admin_addr":  old.AdminAddr != next.AdminAddr,
-		"manifests":   old.Manifests != next.Manifests,
-		"log.format":  old.Log.Format != next.Log.Format,
-		"log.access":  old.Log.Access != next.Log.Access,
-		"server":      old.Server != next.Server,
+		"http_addr":  old.HTTPAddr != next.HTTPAddr,
+		"https_addr": old.HTTPSAddr != next.HTTPSAddr,
+		"admin_addr": old.AdminAddr != next.AdminAddr,
+		"manifests":  old.Manifests != next.Manifests,
+		"log.format": old.Log.Format != next.Log.Format,
+		"log.access": old.Log.Access != next.Log.Access,
+		"server":     old.Server != next.Server,
 	} {
 		if changed {
 			g.log.Warn("config key changed but takes effect only after a restart", "key", key)

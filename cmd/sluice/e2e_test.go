@@ -109,12 +109,20 @@ func TestServeReloadUnderLoad(t *testing.T) {
 		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: "shop.test"},
 		ForceAttemptHTTP2: true,
 	}}
-	resp, err := h2.Get("https://" + g.addr("https") + "/cart")
+	h2get := func() (*http.Response, error) {
+		req, _ := http.NewRequest("GET", "https://"+g.addr("https")+"/cart", nil)
+		req.Host = "shop.test"
+		resp, err := h2.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	resp, err := h2get()
 	if err != nil {
 		t.Fatalf("HTTP/2 request: %v", err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("X-Backend") != "b" {
 		t.Fatalf("HTTP/2: proto %s status %d backend %q", resp.Proto, resp.StatusCode, resp.Header.Get("X-Backend"))
 	}
@@ -146,10 +154,8 @@ func TestServeReloadUnderLoad(t *testing.T) {
 					status, be, _, err = get(ctx, client, httpAddr, "shop.test", "/cart")
 				} else {
 					var resp *http.Response
-					resp, err = h2.Get("https://" + g.addr("https") + "/cart")
+					resp, err = h2get()
 					if err == nil {
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
 						status, be = resp.StatusCode, resp.Header.Get("X-Backend")
 					}
 				}
@@ -287,7 +293,8 @@ func TestBadInputKeepsServing(t *testing.T) {
 		for _, raw := range []string{
 			"GET / HTTP/1.1\r\nHost: bad host\r\n\r\n",
 			"GET / HTTP/1.1\r\nHost: good.test\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n",
-			"NOT-HTTP\r\n\r\n",
+			"GET /%zz HTTP/1.1\r\nHost: good.test\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: good.test\r\nContent-Length: -1\r\n\r\n",
 		} {
 			conn, err := net.Dial("tcp", g.addr("http"))
 			if err != nil {
@@ -330,7 +337,11 @@ func TestGracefulShutdown(t *testing.T) {
 		status, _, body, err := get(context.Background(), &http.Client{Timeout: 10 * time.Second}, g.addr("http"), "any.test", "/")
 		res <- result{status, body, err}
 	}()
-	<-started
+	select {
+	case <-started:
+	case r := <-res:
+		t.Fatalf("request did not reach the slow backend: %d %q %v", r.status, r.body, r.err)
+	}
 	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

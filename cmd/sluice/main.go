@@ -73,6 +73,7 @@ func serveOrCheck(cmd string, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(stderr, "sluice %s: %v\n", cmd, err)
 		return 2
 	}
 	if fs.NArg() > 0 {
