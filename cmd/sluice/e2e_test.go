@@ -2,13 +2,13 @@ package main
 
 import (
 	"bufio"
-	"net"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"

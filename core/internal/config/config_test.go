@@ -85,19 +85,27 @@ func TestErrorsNameTheKey(t *testing.T) {
 		want []string
 	}{
 		"unknown key with suggestion": {
-			src:  func(t *testing.T) Sources { return Sources{File: writeFile(t, "c.yaml", "upstream:\n  conect_timeout: 2s\n")} },
+			src: func(t *testing.T) Sources {
+				return Sources{File: writeFile(t, "c.yaml", "upstream:\n  conect_timeout: 2s\n")}
+			},
 			want: []string{`unknown key "upstream.conect_timeout"`, `did you mean "upstream.connect_timeout"`, "c.yaml"},
 		},
 		"bad duration": {
-			src:  func(t *testing.T) Sources { return Sources{File: writeFile(t, "c.yaml", "upstream:\n  connect_timeout: soon\n")} },
+			src: func(t *testing.T) Sources {
+				return Sources{File: writeFile(t, "c.yaml", "upstream:\n  connect_timeout: soon\n")}
+			},
 			want: []string{"connect_timeout", `"soon" is not a duration`},
 		},
 		"bare number duration": {
-			src:  func(t *testing.T) Sources { return Sources{File: writeFile(t, "c.yaml", "server:\n  idle_timeout: 30\n")} },
+			src: func(t *testing.T) Sources {
+				return Sources{File: writeFile(t, "c.yaml", "server:\n  idle_timeout: 30\n")}
+			},
 			want: []string{"idle_timeout", "write it with a unit"},
 		},
 		"bad balancer": {
-			src:  func(t *testing.T) Sources { return Sources{File: writeFile(t, "c.json", `{"upstream": {"balancer": "random"}}`)} },
+			src: func(t *testing.T) Sources {
+				return Sources{File: writeFile(t, "c.json", `{"upstream": {"balancer": "random"}}`)}
+			},
 			want: []string{"upstream.balancer", `"random"`},
 		},
 		"bad address": {
@@ -129,7 +137,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 			want: []string{`"http_addr"`, "single value"},
 		},
 		"header limit": {
-			src:  func(t *testing.T) Sources { return Sources{File: writeFile(t, "c.yaml", "server:\n  max_header_bytes: 10\n")} },
+			src: func(t *testing.T) Sources {
+				return Sources{File: writeFile(t, "c.yaml", "server:\n  max_header_bytes: 10\n")}
+			},
 			want: []string{"server.max_header_bytes"},
 		},
 	}
