@@ -203,3 +203,34 @@ func TestWatchReturns(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWatchConfigMapVolume swaps a symlink the way the kubelet updates a
+// ConfigMap volume: a.yaml -> ..data/a.yaml, and ..data is replaced by a
+// rename. No a.yaml event happens, yet the change must be seen.
+func TestWatchConfigMapVolume(t *testing.T) {
+	dir := t.TempDir()
+	for _, v := range []string{"..v1", "..v2"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "..v1", "a.yaml"), service("one"))
+	writeFile(t, filepath.Join(dir, "..v2", "a.yaml"), service("two"))
+	symlink := func(target, name string) {
+		t.Helper()
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	symlink("..v1", "..data")
+	symlink(filepath.Join("..data", "a.yaml"), "a.yaml")
+
+	w := startWatch(t, dir)
+	w.expectNext(t, "initial load", "Service default/one")
+
+	symlink("..v2", "..data_tmp")
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	w.expectNext(t, "symlink swap", "Service default/two")
+}
