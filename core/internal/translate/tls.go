@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ func (b *builder) addTLS(ing *networkingv1.Ingress, src model.ObjectRef, i int) 
 	for j, h := range t.Hosts {
 		host, err := normalizeHost(h)
 		if err == nil && host == "" {
-			err = fmt.Errorf("must not be empty")
+			err = errors.New("must not be empty")
 		}
 		if err != nil {
 			b.warn(src, fmt.Sprintf("spec.tls[%d].hosts[%d] %q: %v; host ignored", i, j, h, err))
@@ -54,8 +55,12 @@ func (b *builder) addTLS(ing *networkingv1.Ingress, src model.ObjectRef, i int) 
 	}
 	for j, h := range hosts {
 		if !leafCovers(e.leaf, h) {
+			names := strings.Join(e.leaf.DNSNames, ", ")
+			if names == "" {
+				names = "none"
+			}
 			b.warn(src, fmt.Sprintf("spec.tls[%d].hosts[%d] %q: not covered by the certificate of %s (names: %s); not served with it",
-				i, j, h, e.cert.Source, strings.Join(e.leaf.DNSNames, ", ")))
+				i, j, h, e.cert.Source, names))
 			continue
 		}
 		e.hosts[h] = true
