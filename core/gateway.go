@@ -151,16 +151,62 @@ func (g *Gateway) apply(st *state) {
 	g.log.Info("configuration applied", "hosts", len(st.snap.Hosts), "routes", routes, "certificates", len(st.snap.Certificates), "warnings", len(st.warnings))
 }
 
+// Source delivers the objects to translate: the full current set every
+// time it changes, the current state first (once it is complete, e.g. after
+// informer caches synced). It calls onChange from one goroutine at a time,
+// blocks until ctx is done, and returns nil then; any other return is an
+// error that stops the gateway.
+type Source func(ctx context.Context, onChange func(translate.Input, []model.Warning)) error
+
+// source picks the route source the configuration names.
+func (g *Gateway) source(cfg *config.Config) Source {
+	return func(ctx context.Context, onChange func(translate.Input, []model.Warning)) error {
+		return manifest.Watch(ctx, cfg.Manifests, HoldOff, onChange)
+	}
+}
+
 // Run serves until ctx is done, then shuts down gracefully: it stops
 // accepting, reports not-ready, and waits up to server.shutdown_timeout for
-// requests in flight. It returns an error when a listener cannot start or
-// the first build fails.
+// requests in flight. It opens no port before the source has delivered its
+// first complete state and that state is built. It returns an error when a
+// listener cannot start, the source fails or the first build fails.
 func (g *Gateway) Run(ctx context.Context) error {
 	cfg := g.cfg
-	in, srcWarnings, err := manifest.Load(cfg.Manifests)
-	if err != nil {
-		return fmt.Errorf("manifests %s: %w", cfg.Manifests, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Only the first error matters; later ones must not block their sender.
+	errc := make(chan error, 1)
+	report := func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
 	}
+	inputs := make(chan sourceUpdate, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := g.source(cfg)(ctx, func(in translate.Input, w []model.Warning) {
+			replace(inputs, sourceUpdate{in, w})
+		})
+		if err != nil {
+			report(fmt.Errorf("route source: %w", err))
+		}
+	}()
+
+	// The first state: nothing listens before it is built.
+	var first sourceUpdate
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	case first = <-inputs:
+	}
+	in, srcWarnings := first.in, first.warnings
 	st, err := g.build(cfg, in, srcWarnings)
 	if err != nil {
 		return err
@@ -171,34 +217,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var wg sync.WaitGroup
-	errc := make(chan error, len(ls)+2)
 	for _, l := range ls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := l.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s listener %s: %w", l.name, l.addr, err)
+				report(fmt.Errorf("%s listener %s: %w", l.name, l.addr, err))
 			}
 		}()
 	}
 
-	// The control loop: every rebuild happens here, one at a time.
-	inputs := make(chan sourceUpdate, 1)
 	reloads := make(chan struct{}, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		err := manifest.Watch(ctx, cfg.Manifests, HoldOff, func(in translate.Input, w []model.Warning) {
-			replace(inputs, sourceUpdate{in, w})
-		})
-		if err != nil {
-			errc <- fmt.Errorf("watch manifests: %w", err)
-		}
-	}()
 	if g.opts.ConfigFile != "" {
 		wg.Add(1)
 		go func() {
@@ -208,11 +237,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 				replace(reloads, struct{}{})
 			})
 			if err != nil {
-				errc <- fmt.Errorf("watch config: %w", err)
+				report(fmt.Errorf("watch config: %w", err))
 			}
 		}()
 	}
 
+	// The control loop: every rebuild happens here, one at a time.
 	var runErr error
 loop:
 	for {
@@ -224,7 +254,7 @@ loop:
 			break loop
 		case u := <-inputs:
 			in, srcWarnings = u.in, u.warnings
-			g.rebuild(g.live.Load().cfg, in, srcWarnings, "manifests changed")
+			g.rebuild(g.live.Load().cfg, in, srcWarnings, "routes changed")
 		case <-reloads:
 			next, err := config.Load(config.Sources{File: g.opts.ConfigFile, Env: g.opts.Env, Flags: g.opts.Flags})
 			if err != nil {
@@ -239,7 +269,6 @@ loop:
 
 	g.shutdown(ls)
 	cancel()
-	wg.Wait()
 	return runErr
 }
 
