@@ -39,6 +39,8 @@ type Config struct {
 	Log      Log      `koanf:"log"`
 	Server   Server   `koanf:"server"`
 	Upstream Upstream `koanf:"upstream"`
+	TLS      TLS      `koanf:"tls"`  // tls.go
+	Kube     Kube     `koanf:"kube"` // kube.go
 }
 
 // Log configures the process log and the access log.
