@@ -32,6 +32,10 @@ type Config struct {
 	AdminAddr string `koanf:"admin_addr"`
 	// Manifests is the folder of Kubernetes manifests (standalone mode).
 	Manifests string `koanf:"manifests"`
+	// Kubeconfig (or InCluster) selects cluster mode: routes come from the
+	// API server's Ingress objects. See Kube for the rest.
+	Kubeconfig string `koanf:"kubeconfig"`
+	InCluster  bool   `koanf:"in_cluster"`
 	// IngressClass is the class name Sluice owns even without an IngressClass
 	// object naming our controller.
 	IngressClass string `koanf:"ingress_class"`
