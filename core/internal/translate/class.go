@@ -53,10 +53,20 @@ func (b *builder) ownsClass(name string) bool {
 // about rather than silently ignored.
 var annotationPrefixes = []string{"sluice.io/", "nginx.ingress.kubernetes.io/"}
 
-// supportedAnnotations are the prefixed annotations translate honours. None
-// yet: filters (sluice.io/filters) and the ingress-nginx subset are to come,
-// and each one added here must change the Snapshot.
-var supportedAnnotations = map[string]bool{}
+// supportedAnnotations are the prefixed annotations translate honours: the
+// union of each feature's own set, declared in that feature's file. Each
+// one must change the Snapshot.
+var supportedAnnotations = union(filterAnnotations, tlsAnnotations, nginxAnnotations)
+
+func union(sets ...map[string]bool) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range sets {
+		for k, v := range s {
+			out[k] = v
+		}
+	}
+	return out
+}
 
 // checkAnnotations warns about the prefixed annotations of ing that are not
 // supported, in key order.
