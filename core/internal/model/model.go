@@ -12,6 +12,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -83,6 +84,27 @@ type Route struct {
 	Path    string    `json:"path"`
 	Backend *Backend  `json:"backend"`
 	Source  ObjectRef `json:"source"`
+	// Filters run in order before the backend (sluice.io/filters).
+	Filters []FilterRef `json:"filters,omitempty"`
+	// FilterError, when set, says why the route's filter chain is invalid:
+	// the route answers 503 instead of running without its filters.
+	FilterError string `json:"filterError,omitempty"`
+}
+
+// FilterRef is one entry of a route's filter chain, as the annotation
+// wrote it. Name alone refers to a built-in or to a filter named in the
+// config file; Module makes it inline.
+type FilterRef struct {
+	Name string `json:"name"`
+	// Module is "file:///path", "https://…" (SHA256 required) or
+	// "builtin:NAME"; empty for a reference by name.
+	Module string `json:"module,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Config is the filter's config as JSON (from YAML or JSON in the
+	// annotation); nil when absent.
+	Config json.RawMessage `json:"config,omitempty"`
+	// Fail is "closed", "open", or "" (the filter's default).
+	Fail string `json:"fail,omitempty"`
 }
 
 // Protocol is how the gateway talks to a backend.

@@ -66,6 +66,10 @@ type Options struct {
 	// AllowLoopback accepts loopback endpoint addresses (127.0.0.0/8, ::1).
 	// The API server rejects them, so only standalone mode sets it.
 	AllowLoopback bool
+	// KnownFilters reports whether a filter name used without a module is
+	// defined (a built-in or named in the config file). Nil accepts every
+	// name; the gateway then reports unknown ones when it builds chains.
+	KnownFilters func(name string) bool
 	// Now is the instant certificate validity is checked against. Zero means
 	// time.Now() at the call; set it for a fully reproducible result.
 	Now time.Time
@@ -101,6 +105,10 @@ type builder struct {
 	certs    map[nsName]*certEntry // by the Secret's nsName
 	routes   map[routeKey]*model.Route
 	tlsHosts map[string]bool
+
+	// filters and filterErr are the chain of the Ingress being added.
+	filters   []model.FilterRef
+	filterErr string
 
 	defaultClass   bool // one of our IngressClasses is the default class
 	defaultBackend *model.Backend
@@ -240,6 +248,7 @@ func (b *builder) ownedIngresses(all []*networkingv1.Ingress) []*networkingv1.In
 func (b *builder) addIngress(ing *networkingv1.Ingress) {
 	src := ref("Ingress", ing.Namespace, ing.Name)
 	b.checkAnnotations(ing, src)
+	b.filters, b.filterErr = b.ingressFilters(ing, src)
 	if db := ing.Spec.DefaultBackend; db != nil {
 		b.addDefaultBackend(ing, src, db)
 	}
@@ -300,10 +309,12 @@ func (b *builder) addRule(ing *networkingv1.Ingress, src model.ObjectRef, i int)
 			continue
 		}
 		b.routes[k] = &model.Route{
-			PathType: pt,
-			Path:     displayPath(p.Path),
-			Backend:  b.backend(src, backendField{rule: i, path: j}, ing.Namespace, p.Backend.Service),
-			Source:   src,
+			PathType:    pt,
+			Path:        displayPath(p.Path),
+			Backend:     b.backend(src, backendField{rule: i, path: j}, ing.Namespace, p.Backend.Service),
+			Source:      src,
+			Filters:     b.filters,
+			FilterError: b.filterErr,
 		}
 	}
 }
