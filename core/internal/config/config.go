@@ -43,8 +43,12 @@ type Config struct {
 	Log      Log      `koanf:"log"`
 	Server   Server   `koanf:"server"`
 	Upstream Upstream `koanf:"upstream"`
-	TLS      TLS      `koanf:"tls"`  // tls.go
-	Kube     Kube     `koanf:"kube"` // kube.go
+	// Filters are named filter definitions (filters.go); Wasm configures
+	// their host.
+	Filters map[string]Filter `koanf:"filters"`
+	Wasm    Wasm              `koanf:"wasm"`
+	TLS     TLS               `koanf:"tls"`  // tls.go
+	Kube    Kube              `koanf:"kube"` // kube.go
 }
 
 // Log configures the process log and the access log.
@@ -90,6 +94,9 @@ func Default() *Config {
 			ConnectTimeout:  5 * time.Second,
 			ResponseTimeout: 60 * time.Second,
 		},
+		Wasm: Wasm{Timeout: 250 * time.Millisecond, MemoryLimitPages: 256},
+		TLS:  defaultTLS(),
+		Kube: defaultKube(),
 	}
 }
 
@@ -184,6 +191,9 @@ func checkKeys(k *koanf.Koanf, known map[string]reflect.Type, layer string) erro
 		if _, ok := known[key]; ok {
 			continue
 		}
+		if isMapKey(key, known) {
+			continue // checked when decoding into the map's value type
+		}
 		if _, ok := known[parentOf(key)]; ok {
 			// A nested value under a scalar key: report the scalar.
 			errs = append(errs, fmt.Errorf("%s: key %q: must be a single value, not a map", layer, parentOf(key)))
@@ -200,6 +210,17 @@ func checkKeys(k *koanf.Koanf, known map[string]reflect.Type, layer string) erro
 		errs = append(errs, errors.New(msg))
 	}
 	return errors.Join(errs...)
+}
+
+// isMapKey reports whether key lies under a map-valued key (filters.NAME.…),
+// whose sub-keys are checked by the decoder instead.
+func isMapKey(key string, known map[string]reflect.Type) bool {
+	for k, t := range known {
+		if t.Kind() == reflect.Map && strings.HasPrefix(key, k+".") {
+			return true
+		}
+	}
+	return false
 }
 
 func childrenOf(key string, known map[string]reflect.Type) []string {
@@ -360,6 +381,9 @@ func (c *Config) Validate() error {
 	if c.IngressClass == "" {
 		bad("ingress_class", "must not be empty")
 	}
+	c.TLS.validate(bad)
+	errs = append(errs, c.validateFilters()...)
+	errs = append(errs, c.validateKube()...)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
 }

@@ -178,3 +178,34 @@ func TestScalarForSection(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestNamedFilters(t *testing.T) {
+	cfg, err := Load(Sources{File: writeFile(t, "c.yaml", `filters:
+  team-auth:
+    module: ./auth.wasm
+    config: {audience: shop, hosts: [a, b]}
+    fail: open
+    pool: {min: 1, max: 8}
+    timeout: 50ms
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := cfg.Filters["team-auth"]
+	if f.Module != "./auth.wasm" || f.Fail != "open" || f.Pool.Max != 8 || f.Timeout != 50*time.Millisecond || f.Config["audience"] != "shop" {
+		t.Fatalf("got %+v", f)
+	}
+	for body, want := range map[string]string{
+		"filters:\n  a:\n    modul: x.wasm\n":                            "filters",
+		"filters:\n  a:\n    module: x.wasm\n    fail: sometimes\n":      "filters.a.fail",
+		"filters:\n  a:\n    module: https://x/y.wasm\n":                 "filters.a.sha256: required",
+		"filters:\n  a:\n    module: x.wasm\n    pool: {min: 3, max: 1}": "filters.a.pool",
+		"filters:\n  Bad:\n    module: x.wasm\n":                         "filters.Bad",
+		"wasm:\n  timeout: 0s\n":                                         "wasm.timeout",
+	} {
+		_, err := Load(Sources{File: writeFile(t, "c.yaml", body)})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error containing %q", body, err, want)
+		}
+	}
+}
