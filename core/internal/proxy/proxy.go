@@ -136,6 +136,8 @@ type reqState struct {
 	ep     *upstream.Endpoint
 	cancel context.CancelCauseFunc // non-nil when a response timeout applies
 	status int                     // set by the error handler
+	// filtered: a filter chain ran; the request's path is the chain's.
+	filtered bool
 }
 
 var errResponseTimeout = errors.New("upstream response header timeout")
@@ -168,25 +170,55 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.access(r, rec, start, st)
 		return
 	}
+	defer func() { h.access(r, rec, start, st) }()
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if st.res.Chain == nil {
+		h.forward(w, r.WithContext(ctx), st)
+		return
+	}
+	// The filters see, and may change, the normalized path the route
+	// matched; whatever they leave is what goes upstream.
+	st.filtered = true
+	r = r.WithContext(ctx)
+	if r.URL.Path != st.res.Path {
+		u := *r.URL
+		u.Path, u.RawPath = st.res.Path, ""
+		r.URL = &u
+	}
+	st.res.Chain.ServeHTTP(w, r)
+}
+
+// Forward returns the handler that ends every filter chain: it sends the
+// request, as the filters left it, to an endpoint of the backend that
+// ServeHTTP matched. It must only be called below ServeHTTP.
+func (h *Handler) Forward() http.Handler { return forwarder{h} }
+
+type forwarder struct{ h *Handler }
+
+func (f forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st, ok := r.Context().Value(stateKey{}).(*reqState)
+	if !ok {
+		plainError(w, http.StatusInternalServerError, "internal error: request not routed")
+		return
+	}
+	f.h.forward(w, r, st)
+}
+
+// forward picks an endpoint and proxies r to it.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 	st.ep = st.res.Pool.Pick(nil)
 	if st.ep == nil {
 		plainError(w, http.StatusServiceUnavailable, "no ready endpoints for "+serviceName(st.res.Backend))
-		h.access(r, rec, start, st)
 		return
 	}
-	defer func() {
-		st.ep.Done()
-		h.access(r, rec, start, st)
-	}()
-
-	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	defer func() { st.ep.Done() }() // a retry may move st.ep to another endpoint
 	if st.res.Backend.Timeouts.Response > 0 {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
+		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
 		st.cancel = cancel
+		r = r.WithContext(ctx)
 	}
-	h.rp.ServeHTTP(w, r.WithContext(ctx))
+	h.rp.ServeHTTP(w, r)
 }
 
 // rewrite builds the outbound request: endpoint, normalized path,
@@ -196,7 +228,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	u := pr.Out.URL
 	u.Scheme = "http"
 	u.Host = st.ep.Addr()
-	if u.Path != st.res.Path {
+	if !st.filtered && u.Path != st.res.Path {
 		// The route matched the normalized path; send exactly that. The
 		// original escaping no longer applies to it.
 		u.Path, u.RawPath = st.res.Path, ""

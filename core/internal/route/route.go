@@ -17,6 +17,7 @@ package route
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/sluicegw/sluice/core/internal/model"
@@ -39,6 +40,7 @@ type vhost struct {
 }
 
 type target struct {
+	chain   http.Handler // the route's filter chain; nil for none
 	route   *model.Route
 	backend *model.Backend
 	pool    *upstream.Pool
@@ -58,6 +60,9 @@ type Result struct {
 	// Path is the normalized request path that was matched; the proxy
 	// forwards it upstream.
 	Path string
+	// Chain is the route's filter chain, nil when it has none. It ends in
+	// the proxy's forwarding handler.
+	Chain http.Handler
 }
 
 // Compile builds a Table from snap. pools maps every backend name used in
@@ -70,6 +75,13 @@ type Result struct {
 // path types, and backends without a pool. For two routes with the same
 // path and type in one host, the first (in Routes order) wins.
 func Compile(snap *model.Snapshot, pools map[string]*upstream.Pool) (*Table, error) {
+	return CompileWithChains(snap, pools, nil)
+}
+
+// CompileWithChains is Compile, and attaches to each route the handler
+// that chains[route] names (its filter chain, which ends in the proxy): Match
+// returns it as Result.Chain. Routes without an entry have no chain.
+func CompileWithChains(snap *model.Snapshot, pools map[string]*upstream.Pool, chains map[*model.Route]http.Handler) (*Table, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("compile route table: nil snapshot")
 	}
@@ -96,7 +108,7 @@ func Compile(snap *model.Snapshot, pools map[string]*upstream.Pool) (*Table, err
 		if vh == nil {
 			return nil, fmt.Errorf("compile route table: hosts[%d]: nil virtual host", i)
 		}
-		v, err := compileHost(vh, resolve)
+		v, err := compileHost(vh, resolve, chains)
 		if err != nil {
 			return nil, fmt.Errorf("compile route table: host %q: %w", vh.Name, err)
 		}
@@ -125,7 +137,7 @@ func Compile(snap *model.Snapshot, pools map[string]*upstream.Pool) (*Table, err
 	return t, nil
 }
 
-func compileHost(vh *model.VirtualHost, resolve func(*model.Backend) (target, error)) (*vhost, error) {
+func compileHost(vh *model.VirtualHost, resolve func(*model.Backend) (target, error), chains map[*model.Route]http.Handler) (*vhost, error) {
 	v := &vhost{
 		name:   vh.Name,
 		exact:  make(map[string]target),
@@ -146,6 +158,7 @@ func compileHost(vh *model.VirtualHost, resolve func(*model.Backend) (target, er
 			return nil, fmt.Errorf("routes[%d] %s %q (%s): %w", i, r.PathType, r.Path, r.Source, err)
 		}
 		tg.route = r
+		tg.chain = chains[r]
 		var m map[string]target
 		var key string
 		switch r.PathType {
@@ -216,7 +229,7 @@ func (t *Table) Match(host, path string) Result {
 	}
 	if v != nil {
 		if tg, ok := v.match(path); ok {
-			return Result{Route: tg.route, Host: v.name, Backend: tg.backend, Pool: tg.pool, Path: path}
+			return Result{Route: tg.route, Host: v.name, Backend: tg.backend, Pool: tg.pool, Path: path, Chain: tg.chain}
 		}
 	}
 	return Result{Backend: t.def.backend, Pool: t.def.pool, Path: path}
