@@ -5,7 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/sluicegw/sluice/wasm/internal/tck"
+	"github.com/sluicegw/sluice/wasm/tck"
 )
 
 // TestTCK runs the http-wasm conformance kit guest through the middleware
