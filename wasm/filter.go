@@ -383,8 +383,10 @@ func (in *instance) outgoing() *http.Request {
 // writeOwn sends the response the guest built in handle_request (next=0).
 func (in *instance) writeOwn() {
 	w := in.st.w
+	h := w.Header()
+	h.Del("Content-Length") // a guest-set length could not match the body
 	if len(in.st.body) > 0 {
-		w.Header().Set("Content-Length", itoa(len(in.st.body)))
+		h.Set("Content-Length", itoa(len(in.st.body)))
 	}
 	w.WriteHeader(in.st.status)
 	if len(in.st.body) > 0 {

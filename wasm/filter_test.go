@@ -370,3 +370,29 @@ func TestFilterErrorUnwrap(t *testing.T) {
 		t.Errorf("Error() = %q", got)
 	}
 }
+
+// TestRewriteFallback: a module the rewriter refuses still loads, runs in
+// the close-on-context-done runtime (logged), and stays interruptible.
+func TestRewriteFallback(t *testing.T) {
+	saved := rewriteModule
+	rewriteModule = func([]byte) ([]byte, error) { return nil, errors.New("unsupported: test") }
+	t.Cleanup(func() { rewriteModule = saved })
+	h, logs := bufferedHost(t, Config{Timeout: 50 * time.Millisecond, DeadlineTick: 2 * time.Millisecond})
+	f := newFilter(t, h, FilterSpec{Name: "fallback", Module: guest("loop")})
+	if f.mod.fuel || f.mod.rt != h.rtCtx {
+		t.Fatal("module not in the close-on-context-done runtime")
+	}
+	if !strings.Contains(logs.String(), `msg="module not instrumented: using close-on-context-done" filter=fallback`) {
+		t.Errorf("fallback not logged:\n%s", logs.String())
+	}
+	srv := serve(t, f.Middleware(&upstream{}))
+	if resp, _ := do(t, srv.Client(), http.MethodGet, srv.URL, map[string]string{"x-loop": "1"}, nil); resp.StatusCode != 500 {
+		t.Errorf("looping request: %d", resp.StatusCode)
+	}
+	if resp, body := do(t, srv.Client(), http.MethodGet, srv.URL, nil, nil); resp.StatusCode != 200 || body != "upstream" {
+		t.Errorf("healthy request: %d %q", resp.StatusCode, body)
+	}
+	if s := f.Stats(); s.Deadlines != 1 {
+		t.Errorf("deadlines %d", s.Deadlines)
+	}
+}

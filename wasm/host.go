@@ -239,6 +239,10 @@ func (h *Host) Modules() int {
 	return len(h.modules)
 }
 
+// rewriteModule instruments modules for InterruptFuel (a variable so tests
+// can exercise the fallback).
+var rewriteModule = instrument.Rewrite
+
 // Source says where a module comes from. Exactly one of Path, URL and
 // Bytes is set.
 type Source struct {
@@ -290,7 +294,7 @@ func (h *Host) acquire(ctx context.Context, name string, src Source) (*module, e
 	m := &module{digest: digest, rt: h.rtCtx}
 	code := bin
 	if h.rtFuel != nil {
-		if out, err := instrument.Rewrite(bin); err == nil {
+		if out, err := rewriteModule(bin); err == nil {
 			code, m.rt, m.fuel = out, h.rtFuel, true
 		} else {
 			h.logger.Warn("module not instrumented: using close-on-context-done", "filter", name, "module", src.String(), "err", err)

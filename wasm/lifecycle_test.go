@@ -220,6 +220,11 @@ func buildGoGuest(t testing.TB) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "goguest.wasm")
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		if gobin, err = exec.LookPath("go"); err != nil {
+			t.Fatal("the go command is needed to build the Go test guest")
+		}
+	}
 	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", out, ".")
 	cmd.Dir = filepath.Join("testdata", "goguest")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod", "GOWORK=off")
