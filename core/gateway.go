@@ -26,6 +26,7 @@ import (
 	"github.com/sluicegw/sluice/core/internal/model"
 	"github.com/sluicegw/sluice/core/internal/proxy"
 	"github.com/sluicegw/sluice/core/internal/route"
+	"github.com/sluicegw/sluice/core/internal/tlsmgr"
 	"github.com/sluicegw/sluice/core/internal/translate"
 	"github.com/sluicegw/sluice/core/internal/upstream"
 	"github.com/sluicegw/sluice/core/internal/watch"
@@ -52,8 +53,11 @@ type Gateway struct {
 	logLevel slog.LevelVar
 	log      *slog.Logger
 
-	pools *upstream.Set
-	proxy *proxy.Handler
+	pools   *upstream.Set
+	proxy   *proxy.Handler
+	filters filters // filters.go; owned by the control loop
+
+	tls tlsGlue // tls.go
 
 	live     atomic.Pointer[state] // nil until the first build succeeds
 	draining atomic.Bool
@@ -61,10 +65,12 @@ type Gateway struct {
 
 // state is what the gateway serves; immutable once stored.
 type state struct {
+	chains   *chains // the filters this state uses
 	cfg      *config.Config
 	snap     *model.Snapshot
 	table    *route.Table
 	certs    *certstore.Store
+	policies *tlsmgr.Policies // per-host TLS: mTLS, redirect, HSTS
 	warnings []model.Warning
 	built    time.Time
 }
@@ -93,6 +99,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.pools = upstream.NewSet(upstream.Options{})
 	g.proxy = proxy.New(proxy.Options{Logger: g.log, AccessLog: cfg.Log.Access})
+	if err := g.initTLS(cfg); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -112,7 +121,11 @@ func translateOptions(cfg *config.Config) translate.Options {
 		// Standalone mode: the manifests' EndpointSlices name local
 		// backends, which the API server would refuse.
 		AllowLoopback: cfg.Manifests != "",
-		Balancer:      model.Balancer(cfg.Upstream.Balancer),
+		KnownFilters: func(name string) bool {
+			_, ok := cfg.Filters[name]
+			return ok
+		},
+		Balancer: model.Balancer(cfg.Upstream.Balancer),
 		Timeouts: model.Timeouts{
 			Connect:  cfg.Upstream.ConnectTimeout,
 			Response: cfg.Upstream.ResponseTimeout,
@@ -130,17 +143,24 @@ func (g *Gateway) build(cfg *config.Config, in translate.Input, sourceWarnings [
 	for _, err := range certErrs {
 		warnings = append(warnings, model.Warning{Object: model.ObjectRef{Kind: "Certificate"}, Message: err.Error()})
 	}
-	table, err := route.Compile(snap, g.pools.Sync(snap))
+	policies, tw := g.tlsPolicies(cfg, snap)
+	warnings = append(warnings, tw...)
+	ch, fw := g.buildChains(cfg, snap)
+	warnings = append(warnings, fw...)
+	table, err := route.CompileWithChains(snap, g.pools.Sync(snap), ch.handlers)
 	if err != nil {
+		g.dropChains(ch)
 		return nil, fmt.Errorf("compile routes: %w", err)
 	}
-	return &state{cfg: cfg, snap: snap, table: table, certs: certs, warnings: warnings, built: time.Now()}, nil
+	return &state{cfg: cfg, snap: snap, table: table, certs: certs, policies: policies, warnings: warnings, built: time.Now(), chains: ch}, nil
 }
 
 // apply makes st the served state and logs its warnings.
 func (g *Gateway) apply(st *state) {
 	g.proxy.Swap(st.table)
 	g.live.Store(st)
+	g.tls.mgr.Update(tlsView(st))
+	g.commitChains(st.chains)
 	for _, w := range st.warnings {
 		g.log.Warn("invalid object", "object", w.Object.String(), "problem", w.Message)
 	}
@@ -212,9 +232,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	g.apply(st)
+	defer g.closeFilters() // after shutdown: requests in flight still use them
 
 	ls, err := g.listen(cfg)
 	if err != nil {
+		return err
+	}
+	defer g.tls.mgr.Close()
+	if err := g.startTLS(ctx, ls); err != nil {
+		g.closeListeners(ls)
 		return err
 	}
 	for _, l := range ls {
@@ -313,6 +339,7 @@ func (g *Gateway) noteRestartOnly(old, next *config.Config) {
 		"log.format": old.Log.Format != next.Log.Format,
 		"log.access": old.Log.Access != next.Log.Access,
 		"server":     old.Server != next.Server,
+		"tls":        tlsRestartOnly(old, next),
 	} {
 		if changed {
 			g.log.Warn("config key changed but takes effect only after a restart", "key", key)

@@ -30,8 +30,8 @@ type Filter struct {
 // FilterPool sizes a filter's instance pool; zero values take the host's
 // defaults.
 type FilterPool struct {
-	Min int `koanf:"min"`
-	Max int `koanf:"max"`
+	Min *int `koanf:"min"` // nil: 1 (one warm instance); 0 allows cold starts
+	Max int  `koanf:"max"`
 }
 
 // Wasm configures the filter host.
@@ -43,6 +43,15 @@ type Wasm struct {
 	Timeout time.Duration `koanf:"timeout"`
 	// MemoryLimitPages caps each guest's memory (64 KiB pages).
 	MemoryLimitPages uint32 `koanf:"memory_limit_pages"`
+}
+
+// MinOrDefault is Min, or 1 when unset: one warm instance, so the first
+// request pays no instantiation.
+func (p FilterPool) MinOrDefault() int {
+	if p.Min == nil {
+		return 1
+	}
+	return *p.Min
 }
 
 var filterNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
@@ -82,8 +91,8 @@ func (c *Config) validateFilters() []error {
 		default:
 			bad("fail", "%q is not closed or open", f.Fail)
 		}
-		if f.Pool.Min < 0 || f.Pool.Max < 0 || (f.Pool.Max > 0 && f.Pool.Min > f.Pool.Max) {
-			bad("pool", "min %d, max %d: want 0 <= min <= max", f.Pool.Min, f.Pool.Max)
+		if min := f.Pool.MinOrDefault(); min < 0 || f.Pool.Max < 0 || (f.Pool.Max > 0 && min > f.Pool.Max) {
+			bad("pool", "min %d, max %d: want 0 <= min <= max", min, f.Pool.Max)
 		}
 		if f.Timeout < 0 {
 			bad("timeout", "%s is negative", f.Timeout)

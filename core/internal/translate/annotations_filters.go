@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -74,6 +75,10 @@ func ParseFilters(value string, known func(name string) bool) ([]model.FilterRef
 		dec.DisallowUnknownFields()
 		var e filterEntry
 		if err := dec.Decode(&e); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return nil, fmt.Errorf("[%d].%s: must be a %s, not a %s (quote it in YAML)", i, te.Field, te.Type, te.Value)
+			}
 			return nil, fmt.Errorf("[%d]: %s", i, strings.TrimPrefix(err.Error(), "json: "))
 		}
 		ref, err := e.validate(known)

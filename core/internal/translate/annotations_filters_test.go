@@ -32,6 +32,7 @@ func TestParseFilters(t *testing.T) {
 		{in: "- name: auth\n  sha256: " + sha, err: "without a module"},
 		{in: "- name: auth\n  modul: file:///x", err: `[0]: unknown field "modul"`},
 		{in: "name: auth", err: "must be a list"},
+		{in: "- name: x\n  module: https://a/b.wasm\n  sha256: 1234", err: "[0].sha256: must be a string, not a number (quote it in YAML)"},
 		{in: "- [unclosed", err: "not YAML"},
 	} {
 		refs, err := translate.ParseFilters(tc.in, known)

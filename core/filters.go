@@ -1,0 +1,200 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sluicegw/sluice/core/internal/config"
+	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/wasm"
+)
+
+// filterGrace is how long a filter that a new snapshot no longer uses stays
+// open, so requests that matched the old table just before the swap still
+// find it.
+const filterGrace = 5 * time.Second
+
+// filters owns the wasm host and the loaded filters. Only the control loop
+// touches it.
+type filters struct {
+	host  *wasm.Host             // nil until a route first uses a filter
+	byKey map[string]*wasm.Filter // the filters the served state uses
+}
+
+// chains is the filter part of one build: a handler per route that has a
+// chain, and the filters it uses by key.
+type chains struct {
+	handlers map[*model.Route]http.Handler
+	used     map[string]*wasm.Filter
+	created  []*wasm.Filter // loaded by this build (closed if it is dropped)
+}
+
+// buildChains loads (or reuses) the filters of every route of snap. A
+// filter that cannot be loaded is a warning naming the Ingress and the
+// entry, and its route answers 503 rather than run without it.
+func (g *Gateway) buildChains(cfg *config.Config, snap *model.Snapshot) (*chains, []model.Warning) {
+	out := &chains{handlers: map[*model.Route]http.Handler{}, used: map[string]*wasm.Filter{}}
+	var warnings []model.Warning
+	for _, vh := range snap.Hosts {
+		for _, r := range vh.Routes {
+			if r.FilterError != "" {
+				out.handlers[r] = unavailable("the filter chain of this route is invalid")
+				continue
+			}
+			if len(r.Filters) == 0 {
+				continue
+			}
+			fs, err := g.routeFilters(cfg, r, out)
+			if err != nil {
+				warnings = append(warnings, model.Warning{Object: r.Source, Message: err.Error()})
+				out.handlers[r] = unavailable("a filter of this route could not be loaded")
+				continue
+			}
+			out.handlers[r] = wasm.Chain(g.proxy.Forward(), fs...)
+		}
+	}
+	return out, warnings
+}
+
+func (g *Gateway) routeFilters(cfg *config.Config, r *model.Route, out *chains) ([]*wasm.Filter, error) {
+	fs := make([]*wasm.Filter, 0, len(r.Filters))
+	for i, ref := range r.Filters {
+		spec, err := g.filterSpec(cfg, ref)
+		if err != nil {
+			return nil, fmt.Errorf("metadata.annotations[%q][%d] (%s): %w", "sluice.io/filters", i, ref.Name, err)
+		}
+		key := specKey(spec)
+		f := out.used[key]
+		if f == nil {
+			f = g.filters.byKey[key]
+		}
+		if f == nil {
+			if f, err = g.loadFilter(cfg, spec); err != nil {
+				return nil, fmt.Errorf("metadata.annotations[%q][%d] (%s): %w", "sluice.io/filters", i, ref.Name, err)
+			}
+			out.created = append(out.created, f)
+		}
+		out.used[key] = f
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+func (g *Gateway) loadFilter(cfg *config.Config, spec wasm.FilterSpec) (*wasm.Filter, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if g.filters.host == nil {
+		h, err := wasm.NewHost(ctx, wasm.Config{
+			CacheDir:         cfg.Wasm.CacheDir,
+			Timeout:          cfg.Wasm.Timeout,
+			MemoryLimitPages: cfg.Wasm.MemoryLimitPages,
+			Logger:           g.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start the wasm host: %w", err)
+		}
+		g.filters.host = h
+	}
+	return g.filters.host.NewFilter(ctx, spec)
+}
+
+// filterSpec resolves an annotation entry: inline, or by name from the
+// config file's filters section.
+func (g *Gateway) filterSpec(cfg *config.Config, ref model.FilterRef) (wasm.FilterSpec, error) {
+	spec := wasm.FilterSpec{Name: ref.Name, Config: ref.Config, Pool: wasm.PoolConfig{Min: 1}}
+	module, sha, fail := ref.Module, ref.SHA256, ref.Fail
+	if module == "" {
+		named, ok := cfg.Filters[ref.Name]
+		if !ok {
+			return spec, fmt.Errorf("no filter %q in the config file's filters section", ref.Name)
+		}
+		module, sha = named.Module, named.SHA256
+		if fail == "" {
+			fail = named.Fail
+		}
+		if spec.Config == nil && named.Config != nil {
+			b, err := json.Marshal(named.Config)
+			if err != nil {
+				return spec, fmt.Errorf("config key filters.%s.config: %w", ref.Name, err)
+			}
+			spec.Config = b
+		}
+		spec.Pool = wasm.PoolConfig{Min: named.Pool.MinOrDefault(), Max: named.Pool.Max}
+		spec.Timeout = named.Timeout
+		if !strings.Contains(module, "://") && !strings.HasPrefix(module, "builtin:") && !filepath.IsAbs(module) {
+			module = filepath.Join(filepath.Dir(g.opts.ConfigFile), module)
+		}
+	}
+	switch {
+	case strings.HasPrefix(module, "https://"):
+		spec.Module = wasm.Source{URL: module, SHA256: sha}
+	case strings.HasPrefix(module, "builtin:"):
+		return spec, fmt.Errorf("module %q: there are no built-in filters yet", module)
+	default:
+		spec.Module = wasm.Source{Path: strings.TrimPrefix(module, "file://"), SHA256: sha}
+	}
+	p, err := wasm.ParseFailPolicy(fail)
+	if err != nil {
+		return spec, err
+	}
+	spec.Fail = p
+	return spec, nil
+}
+
+// specKey identifies a filter: routes whose entries resolve to the same
+// module, config and limits share one filter and its pool.
+func specKey(s wasm.FilterSpec) string {
+	b, _ := json.Marshal(struct {
+		Name, Module, SHA256 string
+		Config               string
+		Fail                 wasm.FailPolicy
+		Pool                 wasm.PoolConfig
+		Timeout              time.Duration
+	}{s.Name, s.Module.String(), s.Module.SHA256, string(s.Config), s.Fail, s.Pool, s.Timeout})
+	return string(b)
+}
+
+// commitChains makes c the live filter set: filters the new state no
+// longer uses are closed after filterGrace.
+func (g *Gateway) commitChains(c *chains) {
+	for key, f := range g.filters.byKey {
+		if _, ok := c.used[key]; !ok {
+			time.AfterFunc(filterGrace, f.Close)
+		}
+	}
+	g.filters.byKey = c.used
+}
+
+// dropChains releases what a build that will not be served loaded.
+func (g *Gateway) dropChains(c *chains) {
+	for _, f := range c.created {
+		f.Close()
+	}
+}
+
+// closeFilters closes every filter and the host, at shutdown.
+func (g *Gateway) closeFilters() {
+	for _, f := range g.filters.byKey {
+		f.Close()
+	}
+	g.filters.byKey = nil
+	if g.filters.host != nil {
+		g.filters.host.Close(context.Background())
+		g.filters.host = nil
+	}
+}
+
+// unavailable answers 503 with msg: a route whose filters cannot run.
+func unavailable(msg string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "sluice: "+msg)
+	})
+}
