@@ -1,8 +1,7 @@
 package core
 
 import (
-	"crypto/tls"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,9 +31,7 @@ func (l *listener) serve() error {
 func (g *Gateway) listen(cfg *config.Config) (ls []*listener, err error) {
 	defer func() {
 		if err != nil {
-			for _, l := range ls {
-				l.ln.Close()
-			}
+			g.closeListeners(ls)
 			ls = nil
 		}
 	}()
@@ -63,6 +60,13 @@ func (g *Gateway) listen(cfg *config.Config) (ls []*listener, err error) {
 	return ls, nil
 }
 
+// closeListeners closes sockets bound by listen that serve nothing yet.
+func (g *Gateway) closeListeners(ls []*listener) {
+	for _, l := range ls {
+		l.ln.Close()
+	}
+}
+
 // server makes the HTTP or HTTPS server for the proxy.
 //
 // Why these timeouts: ReadHeaderTimeout stops slowloris; ReadTimeout and
@@ -71,7 +75,6 @@ func (g *Gateway) listen(cfg *config.Config) (ls []*listener, err error) {
 // connections.
 func (g *Gateway) server(cfg *config.Config, isTLS bool) *http.Server {
 	srv := &http.Server{
-		Handler:           g.proxy,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
@@ -82,26 +85,19 @@ func (g *Gateway) server(cfg *config.Config, isTLS bool) *http.Server {
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	if isTLS {
-		srv.TLSConfig = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: g.getCertificate,
-		}
+		// GetCertificate (static, managed, on-demand certificates) and
+		// GetConfigForClient (per-host mTLS): see tls.go.
+		srv.TLSConfig = g.tls.base
+		srv.Handler = g.secureHandler(g.proxy)
 	} else {
+		// ACME HTTP-01 answers and the redirect to HTTPS first.
+		srv.Handler = g.plainHandler(g.proxy)
 		// Cleartext HTTP/2 with prior knowledge, for clients that speak it.
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return srv
-}
-
-func (g *Gateway) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	st := g.live.Load()
-	if st == nil {
-		return nil, errors.New("no configuration loaded yet")
-	}
-	return st.certs.GetCertificate(hello)
 }
 
 // adminServer serves the health endpoints. It listens on loopback by
@@ -111,6 +107,10 @@ func (g *Gateway) adminServer() *http.Server {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /stats/tls", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(g.tls.mgr.Stats())
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -26,6 +26,7 @@ Usage:
   sluice run   [--config FILE] [--manifests DIR] [--kubeconfig FILE | --in-cluster]
                [--http-addr :8080] [--https-addr :8443] [--admin-addr 127.0.0.1:9901]
   sluice check [--config FILE] [--manifests DIR]
+  sluice ca export [--config FILE]
   sluice version
 
 run     serves the routes of the manifests folder (standalone mode).
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run", "check":
 		return serveOrCheck(args[0], args[1:], stdout, stderr)
+	case "ca":
+		return caCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sluice", versionString())
 		return 0

@@ -76,6 +76,19 @@ func (s *Store) Lookup(name string) *tls.Certificate {
 	return nil
 }
 
+// Covers reports whether the store has a certificate for name; a wildcard
+// name ("*.example.com") needs a certificate for that same wildcard.
+func (s *Store) Covers(name string) bool {
+	if s == nil {
+		return false
+	}
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if base, ok := strings.CutPrefix(name, "*."); ok {
+		return s.wild[base] != nil
+	}
+	return s.Lookup(name) != nil
+}
+
 // ErrNoCertificate is returned for a server name that no certificate covers.
 var ErrNoCertificate = errors.New("no certificate")
 

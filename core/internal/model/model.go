@@ -64,6 +64,38 @@ type VirtualHost struct {
 	Routes []*Route `json:"routes"`
 	// TLS is true when an Ingress lists this host in spec.tls.
 	TLS bool `json:"tls,omitempty"`
+	// TLSPolicy holds the host's sluice.io/ TLS annotations (client
+	// certificates, redirect, HSTS, on-demand); nil means the config file's
+	// defaults for all of them.
+	TLSPolicy *HostTLS `json:"tlsPolicy,omitempty"`
+}
+
+// HostTLS is a host's TLS settings from annotations. A nil field keeps the
+// config file's default.
+type HostTLS struct {
+	// Source is the Ingress the settings come from (the oldest one that
+	// sets any, when several route the host).
+	Source ObjectRef `json:"source"`
+	// ClientVerify is on | optional | optional_no_ca | off.
+	ClientVerify string `json:"clientVerify,omitempty"`
+	// ClientVerifyDepth is the most CA certificates above a client
+	// certificate; 0 keeps the default.
+	ClientVerifyDepth int `json:"clientVerifyDepth,omitempty"`
+	// ClientCA is the client CA bundle, from a Secret's ca.crt.
+	ClientCA *CABundle `json:"clientCA,omitempty"`
+	// Redirect sends HTTP to HTTPS (308) for this host.
+	Redirect *bool `json:"redirect,omitempty"`
+	// HSTSMaxAge is the Strict-Transport-Security max-age; 0 sends none.
+	HSTSMaxAge *time.Duration `json:"hstsMaxAge,omitempty"`
+	// OnDemand false keeps on-demand issuance off for this host.
+	OnDemand *bool `json:"onDemand,omitempty"`
+}
+
+// CABundle is a set of CA certificates (and optional CRL) from a Secret.
+type CABundle struct {
+	Source ObjectRef `json:"source"`
+	PEM    []byte    `json:"-"` // the Secret's ca.crt
+	CRLPEM []byte    `json:"-"` // the Secret's ca.crl, if any
 }
 
 // PathType is the effective match type of a route.

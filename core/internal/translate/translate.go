@@ -105,6 +105,7 @@ type builder struct {
 	certs    map[nsName]*certEntry // by the Secret's nsName
 	routes   map[routeKey]*model.Route
 	tlsHosts map[string]bool
+	hostTLS  map[string]*model.HostTLS // annotations_tls.go
 
 	// filters and filterErr are the chain of the Ingress being added.
 	filters   []model.FilterRef
@@ -258,6 +259,7 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 	for i := range ing.Spec.TLS {
 		b.addTLS(ing, src, i)
 	}
+	b.addHostTLS(ing, src)
 }
 
 func (b *builder) addDefaultBackend(ing *networkingv1.Ingress, src model.ObjectRef, db *networkingv1.IngressBackend) {
@@ -325,7 +327,7 @@ func (b *builder) snapshot() *model.Snapshot {
 	for k, r := range b.routes {
 		vh := byHost[k.host]
 		if vh == nil {
-			vh = &model.VirtualHost{Name: k.host, TLS: b.hostHasTLS(k.host)}
+			vh = &model.VirtualHost{Name: k.host, TLS: b.hostHasTLS(k.host), TLSPolicy: b.hostTLS[k.host]}
 			byHost[k.host] = vh
 		}
 		vh.Routes = append(vh.Routes, r)
