@@ -22,8 +22,9 @@ const filterGrace = 5 * time.Second
 // filters owns the wasm host and the loaded filters. Only the control loop
 // touches it.
 type filters struct {
-	host  *wasm.Host             // nil until a route first uses a filter
-	byKey map[string]*wasm.Filter // the filters the served state uses
+	host    *wasm.Host              // nil until a route first uses a filter
+	byKey   map[string]*wasm.Filter // the filters the served state uses
+	retired []*wasm.Filter          // no longer served; closed after filterGrace
 }
 
 // chains is the filter part of one build: a handler per route that has a
@@ -162,9 +163,20 @@ func specKey(s wasm.FilterSpec) string {
 // commitChains makes c the live filter set: filters the new state no
 // longer uses are closed after filterGrace.
 func (g *Gateway) commitChains(c *chains) {
+	pending := g.filters.retired[:0]
+	for _, f := range g.filters.retired {
+		select {
+		case <-f.Drained(): // closed and released: forget it
+		default:
+			pending = append(pending, f)
+		}
+	}
+	g.filters.retired = pending
 	for key, f := range g.filters.byKey {
 		if _, ok := c.used[key]; !ok {
+			// Close is idempotent: closeFilters may close it first.
 			time.AfterFunc(filterGrace, f.Close)
+			g.filters.retired = append(g.filters.retired, f)
 		}
 	}
 	g.filters.byKey = c.used
@@ -182,7 +194,10 @@ func (g *Gateway) closeFilters() {
 	for _, f := range g.filters.byKey {
 		f.Close()
 	}
-	g.filters.byKey = nil
+	for _, f := range g.filters.retired {
+		f.Close()
+	}
+	g.filters.byKey, g.filters.retired = nil, nil
 	if g.filters.host != nil {
 		g.filters.host.Close(context.Background())
 		g.filters.host = nil
