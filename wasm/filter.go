@@ -336,6 +336,12 @@ func (f *Filter) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		in.cw = captureWriter{w: w, pending: in.st.body}
 		next.ServeHTTP(&in.cw, out)
 		in.cw.finish()
+		if in.st.features&FeatureTrailers != 0 {
+			// Commit the head now: HTTP/1.1 then streams chunked, so
+			// trailers set by handle_response can still be sent (a
+			// response with a Content-Length cannot carry trailers).
+			in.cw.Flush()
+		}
 	}
 	in.st.phase = phaseResponse
 	in.stack[0], in.stack[1] = ctxNext>>32, 0

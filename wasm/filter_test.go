@@ -396,3 +396,42 @@ func TestRewriteFallback(t *testing.T) {
 		t.Errorf("deadlines %d", s.Deadlines)
 	}
 }
+
+// TestResponseTrailers: a trailer set in handle_response reaches the
+// client over HTTP/1.1 and HTTP/2, streaming and buffered; a header set
+// there only takes effect when the response is buffered.
+func TestResponseTrailers(t *testing.T) {
+	h := newHost(t, Config{})
+	f := newFilter(t, h, FilterSpec{Name: "trailers", Module: guest("trailers")})
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("body"))
+	})
+	h1 := serve(t, f.Middleware(up))
+	h2 := httptest.NewUnstartedServer(f.Middleware(up))
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	t.Cleanup(h2.Close)
+	for _, srv := range []*httptest.Server{h1, h2} {
+		for _, buffered := range []bool{false, true} {
+			hdr := map[string]string{}
+			if buffered {
+				hdr["x-buffer"] = "1"
+			}
+			resp, body := do(t, srv.Client(), http.MethodGet, srv.URL, hdr, nil)
+			if resp.StatusCode != http.StatusAccepted || body != "body" {
+				t.Errorf("%s buffered=%v: %d %q", resp.Proto, buffered, resp.StatusCode, body)
+			}
+			if got := resp.Trailer.Get("Grpc-Status"); got != "7" {
+				t.Errorf("%s buffered=%v: trailer Grpc-Status = %q (trailers %v)", resp.Proto, buffered, got, resp.Trailer)
+			}
+			want := ""
+			if buffered {
+				want = "2"
+			}
+			if got := resp.Header.Get("X-Saw-Status"); got != want {
+				t.Errorf("%s buffered=%v: X-Saw-Status = %q, want %q", resp.Proto, buffered, got, want)
+			}
+		}
+	}
+}
