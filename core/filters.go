@@ -17,7 +17,7 @@ import (
 // filterGrace is how long a filter that a new snapshot no longer uses stays
 // open, so requests that matched the old table just before the swap still
 // find it.
-const filterGrace = 5 * time.Second
+var filterGrace = 5 * time.Second
 
 // filters owns the wasm host and the loaded filters. Only the control loop
 // touches it.
