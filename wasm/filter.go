@@ -173,7 +173,19 @@ func (f *Filter) instantiate(_ context.Context, modCfg wazero.ModuleConfig) (*in
 	began := time.Now()
 	in := &instance{f: f, done: make(chan struct{})}
 	in.guard = f.host.wd.Register(in)
+	// A module's start section (if any) runs inside InstantiateModule:
+	// only modules in the close-on-context-done runtime have one (the
+	// rewriter leaves them there), and the guard cancels their context.
+	in.guard.Arm(10 * f.timeout)
 	mod, err := f.mod.rt.InstantiateModule(in, f.mod.cm, modCfg)
+	if in.guard.Disarm() {
+		if mod != nil {
+			_ = mod.Close(context.Background())
+		}
+		f.host.wd.Unregister(in.guard)
+		return nil, &FilterError{Filter: f.name, Phase: "instantiate", Kind: FailureDeadline,
+			Err: fmt.Errorf("start section exceeded its deadline of %s", 10*f.timeout)}
+	}
 	if err != nil {
 		f.host.wd.Unregister(in.guard)
 		return nil, &FilterError{Filter: f.name, Phase: "instantiate", Kind: FailureTrap, Err: err}

@@ -435,3 +435,15 @@ func TestResponseTrailers(t *testing.T) {
 		}
 	}
 }
+
+// TestStartSectionLoop: a module whose start section never returns is
+// refused by its instantiation deadline instead of hanging.
+func TestStartSectionLoop(t *testing.T) {
+	h := newHost(t, Config{Timeout: 20 * time.Millisecond, DeadlineTick: 2 * time.Millisecond})
+	_, err := h.NewFilter(context.Background(), FilterSpec{Name: "startloop", Module: guest("startloop"), Pool: PoolConfig{Min: 1}})
+	want := "filter startloop: instantiate: deadline exceeded: start section exceeded its deadline of 200ms"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	waitFor(t, func() bool { return h.Modules() == 0 }, "module still held after the failed filter")
+}

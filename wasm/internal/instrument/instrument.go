@@ -46,6 +46,7 @@ const (
 	secMemory   = 5
 	secGlobal   = 6
 	secExport   = 7
+	secStart    = 8
 	secCode     = 10
 )
 
@@ -175,6 +176,11 @@ func Rewrite(bin []byte) ([]byte, error) {
 			}
 		}
 		return -1
+	}
+	// A start function runs inside instantiation, before the host can reach
+	// the stop global: leave such modules to close-on-context-done.
+	if find(secStart) >= 0 {
+		return nil, fmt.Errorf("%w: start section", ErrUnsupported)
 	}
 	// Counts of imported functions and globals, and whether memory exists.
 	var nImportFuncs, nImportGlobals uint32
