@@ -6,6 +6,23 @@
 //
 // The guest ABI is http-wasm's "http_handler" module plus Sluice's optional
 // "sluice" module; sdk/ABI.md is the published contract.
+//
+// Wiring, in short:
+//
+//	host, err := wasm.NewHost(ctx, wasm.Config{CacheDir: dir, Logger: logger})
+//	f, err := host.NewFilter(ctx, wasm.FilterSpec{
+//		Name:   "team-auth",
+//		Module: wasm.Source{URL: "https://…/auth.wasm", SHA256: "3f1c…"},
+//		Config: []byte(`{"audience":"shop"}`),
+//		Fail:   wasm.FailClosed,
+//		Pool:   wasm.PoolConfig{Min: 2, Max: 16},
+//	})
+//	route := wasm.Chain(reverseProxy, f /*, more filters in order */)
+//
+// A Filter is immutable: to change a filter, build a new one, swap the
+// route table, then Close the old one (after a short grace, so requests
+// that loaded the old table still find it open). Filters with the same
+// module digest share one compiled module. Close the Host last.
 package wasm
 
 import (
