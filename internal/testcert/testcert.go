@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -103,4 +104,40 @@ func make(cn string, hosts []string, ca *Pair, o Options, isCA bool) (*Pair, err
 		Cert:    cert,
 		key:     key,
 	}, nil
+}
+
+// Intermediate makes a certificate authority signed by ca.
+func Intermediate(ca *Pair, name string) (*Pair, error) {
+	return make(name, nil, ca, Options{}, true)
+}
+
+// CRL makes a PEM certificate revocation list, signed by ca, that revokes
+// the given certificates.
+func CRL(ca *Pair, revoked ...*x509.Certificate) ([]byte, error) {
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(time.Now().UnixNano()),
+		ThisUpdate: time.Now().Add(-time.Hour),
+		NextUpdate: time.Now().Add(24 * time.Hour),
+	}
+	for _, c := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
+			SerialNumber:   c.SerialNumber,
+			RevocationTime: time.Now().Add(-time.Minute),
+		})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), nil
+}
+
+// TLSCertificate returns the pair as a tls.Certificate for a client or
+// server, with chain appended after the leaf.
+func (p *Pair) TLSCertificate(chain ...*Pair) tls.Certificate {
+	c := tls.Certificate{Certificate: [][]byte{p.Cert.Raw}, PrivateKey: p.key, Leaf: p.Cert}
+	for _, x := range chain {
+		c.Certificate = append(c.Certificate, x.Cert.Raw)
+	}
+	return c
 }
