@@ -74,9 +74,13 @@ type FilterSpec struct {
 	RecycleAfter int
 }
 
+// PoolStats are the instance pool's counters: Size, InUse, Idle, Waiting,
+// Creating, Instantiations, CreateErrors, Discards, Shrinks, Timeouts.
+type PoolStats = pool.Stats
+
 // Stats are a filter's counters, plain numbers for the metrics endpoint.
 type Stats struct {
-	Pool       pool.Stats
+	Pool       PoolStats
 	Requests   uint64 // requests that entered the filter
 	Traps      uint64
 	Deadlines  uint64
