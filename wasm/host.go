@@ -60,7 +60,7 @@ const (
 )
 
 // Interrupt selects how a guest call that overruns its deadline is
-// stopped. See RATIONALE.wasm.md ("Why fuel checks by default?").
+// stopped. See RATIONALE.md ("Why fuel checks by default?").
 type Interrupt int
 
 const (

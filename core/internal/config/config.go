@@ -94,7 +94,7 @@ func Default() *Config {
 			ConnectTimeout:  5 * time.Second,
 			ResponseTimeout: 60 * time.Second,
 		},
-		Wasm: Wasm{Timeout: 250 * time.Millisecond, MemoryLimitPages: 256},
+		Wasm: Wasm{Timeout: time.Second, MemoryLimitPages: 256},
 		TLS:  defaultTLS(),
 		Kube: defaultKube(),
 	}

@@ -11,7 +11,7 @@
 //   - Semantics follow the networking.k8s.io/v1 Ingress API; see
 //     https://kubernetes.io/docs/concepts/services-networking/ingress/ and
 //     DESIGN.md "Route matching". Choices the API leaves open are explained
-//     in RATIONALE.translate.md.
+//     in RATIONALE.md.
 //   - Invalid parts of an object become warnings naming the object and the
 //     field; every valid part, and every other object, is still served.
 package translate
