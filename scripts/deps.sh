@@ -21,3 +21,4 @@ need_apt() { # need_apt COMMAND PACKAGE
 
 command -v go >/dev/null || { echo "deps: go is missing (want Go 1.26+)" >&2; exit 1; }
 need_apt git git
+need_apt pebble pebble # the ACME CA of the TLS tests; ships pebble-challtestsrv
