@@ -66,7 +66,7 @@ func TestServeReloadUnderLoad(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "class.yaml"), classYAML)
 	writeFile(t, filepath.Join(dir, "secret.yaml"), secret)
 	writeFile(t, filepath.Join(dir, "services.yaml"), service("svc-a", a)+"---\n"+service("svc-b", b)+"---\n"+service("svc-c", c))
-	writeFile(t, filepath.Join(dir, "shop.yaml"), ingress("shop", `  tls: [{hosts: [shop.test], secretName: shop-tls}]
+	writeFile(t, filepath.Join(dir, "shop.yaml"), noRedirect(ingress("shop", `  tls: [{hosts: [shop.test], secretName: shop-tls}]
   rules:
   - host: shop.test
     http:
@@ -77,7 +77,7 @@ func TestServeReloadUnderLoad(t *testing.T) {
     http:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: svc-c, port: {number: 80}}}}
-`))
+`)))
 
 	g := startGateway(t, "--manifests", dir)
 	httpAddr := g.addr("http")
@@ -175,14 +175,14 @@ func TestServeReloadUnderLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	// Edit 1: /cart moves to svc-c (rename-replace, as editors do).
 	start := time.Now()
-	replaceFile(t, filepath.Join(dir, "shop.yaml"), ingress("shop", `  tls: [{hosts: [shop.test], secretName: shop-tls}]
+	replaceFile(t, filepath.Join(dir, "shop.yaml"), noRedirect(ingress("shop", `  tls: [{hosts: [shop.test], secretName: shop-tls}]
   rules:
   - host: shop.test
     http:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: svc-a, port: {number: 80}}}}
       - {path: /cart, pathType: Exact, backend: {service: {name: svc-c, port: {name: http}}}}
-`))
+`)))
 	waitUntil(t, 3*time.Second, "the edit to take effect", sawC.Load)
 	applied := time.Since(start)
 	// Edit 2: a new Ingress file appears.

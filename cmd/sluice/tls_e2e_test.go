@@ -673,3 +673,10 @@ func TestMTLSSpoofedIdentityStripped(t *testing.T) {
 		}
 	}
 }
+
+// noRedirect adds sluice.io/ssl-redirect: "false" to an Ingress made by
+// ingress(), for tests that send plain HTTP to a host with TLS.
+func noRedirect(manifest string) string {
+	return strings.Replace(manifest, `creationTimestamp: "2026-01-01T00:00:00Z"}`,
+		`creationTimestamp: "2026-01-01T00:00:00Z", annotations: {sluice.io/ssl-redirect: "false"}}`, 1)
+}
