@@ -102,8 +102,12 @@ func (ca *LocalCA) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	if notAfter.After(inter.NotAfter) {
 		notAfter = inter.NotAfter
 	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, fmt.Errorf("local ca: %w", err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: randomSerial(),
+		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: firstName(csr)},
 		DNSNames:     csr.DNSNames,
 		IPAddresses:  csr.IPAddresses,
@@ -186,8 +190,12 @@ func newCA(now time.Time, cn string, life time.Duration, parent *x509.Certificat
 	if err != nil {
 		return nil, nil, err
 	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(),
+		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Sluice"}},
 		NotBefore:             now.Add(-clockSkewAllowed),
 		NotAfter:              now.Add(life),
@@ -260,13 +268,8 @@ func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func randomSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-		panic(err)
-	}
-	return n
+func randomSerial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
 
 // Interface guards.

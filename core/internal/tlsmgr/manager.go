@@ -325,9 +325,11 @@ func (m *Manager) newConfig(od *certmagic.OnDemandConfig, ports ListenPorts) *ce
 	return cfg
 }
 
-// manage starts managing the names of v not managed yet. Wildcard names
-// need the DNS-01 challenge with ACME, which Sluice does not do: they are
-// logged and skipped (on-demand covers their subdomains).
+// manage starts managing the names of v not managed yet, and stops
+// maintaining those v no longer lists (their certificates stay in storage
+// and are reused if the name comes back). Wildcard names need the DNS-01
+// challenge with ACME, which Sluice does not do: they are logged and
+// skipped (on-demand covers their subdomains).
 func (m *Manager) manage(v *view) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -337,6 +339,17 @@ func (m *Manager) manage(v *view) {
 func (m *Manager) manageLocked(v *view) {
 	if m.closed {
 		return
+	}
+	var gone []certmagic.SubjectIssuer
+	for n := range m.manages {
+		if !v.managed[n] {
+			delete(m.manages, n)
+			gone = append(gone, certmagic.SubjectIssuer{Subject: n})
+		}
+	}
+	if len(gone) > 0 {
+		m.cache.RemoveManaged(gone)
+		m.log.Info("tls: no longer managing certificates", "hosts", len(gone))
 	}
 	var names []string
 	for n := range v.managed {
@@ -365,6 +378,7 @@ func (m *Manager) manageLocked(v *view) {
 // TLS-ALPN-01 challenges, then static certificates, then managed ones
 // (obtained on demand when enabled and allowed). A handshake without SNI
 // gets the static default certificate, else the one of DefaultServerName.
+// hello must come from a real handshake: certmagic reads hello.Conn.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	started := m.started.Load()
 	if started && isACMEChallenge(hello) {

@@ -242,3 +242,20 @@ func BenchmarkCertificate(b *testing.B) {
 		})
 	}
 }
+
+// A name dropped from the view stops being served and maintained; when it
+// comes back, its certificate is loaded from storage, not issued again.
+func TestManagedNameRemovedAndBack(t *testing.T) {
+	m, roots := startLocal(t, Options{})
+	m.Update(View{Managed: []string{"a.test"}})
+	waitHandshake(t, m, "a.test", roots)
+	m.Update(View{})
+	if _, err := dial(t, serverConfig(m), &tls.Config{ServerName: "a.test", RootCAs: roots}); err == nil {
+		t.Fatal("a.test still served after it left the view")
+	}
+	m.Update(View{Managed: []string{"a.test"}})
+	waitHandshake(t, m, "a.test", roots)
+	if st := m.Stats(); st.Obtained != 1 {
+		t.Fatalf("stats %+v: want the first certificate reused", st)
+	}
+}
