@@ -1,0 +1,156 @@
+package sdk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sluicegw/sluice/sdk/internal/abi"
+)
+
+// The functions of this file call Sluice's "sluice" import module. A guest
+// that uses none of them imports only http_handler and runs on any
+// http-wasm host.
+
+// PeerStatus says whether the request's connection presented a client
+// certificate and whether the gateway verified it.
+type PeerStatus int
+
+const (
+	// PeerNone: no TLS, or the client sent no certificate.
+	PeerNone PeerStatus = 0
+	// PeerUnverified: a certificate the gateway did not verify (the
+	// host's mTLS mode is optional_no_ca). Do not trust its fields.
+	PeerUnverified PeerStatus = 1
+	// PeerVerified: a certificate verified against the host's client CA.
+	PeerVerified PeerStatus = 2
+)
+
+func (s PeerStatus) String() string {
+	switch s {
+	case PeerNone:
+		return "none"
+	case PeerUnverified:
+		return "unverified"
+	case PeerVerified:
+		return "verified"
+	}
+	return fmt.Sprintf("PeerStatus(%d)", int(s))
+}
+
+// Peer is the TLS client certificate of the request's connection (its
+// leaf). Every field but Status is empty when Status is PeerNone.
+type Peer struct {
+	Status   PeerStatus
+	Subject  string   // RFC 2253, e.g. "CN=web,O=Shop"
+	Issuer   string   // same form
+	DNSNames []string // DNS SANs
+	URIs     []string // URI SANs
+	SPIFFEID string   // the first URI SAN with scheme spiffe, if any
+	SHA256   string   // SHA-256 of the certificate's DER, lowercase hex
+}
+
+// TLSPeerStatus returns the status of the client certificate alone (one
+// host call).
+func TLSPeerStatus() PeerStatus { return PeerStatus(abi.TLSPeerStatus()) }
+
+// TLSPeer returns the client certificate's identity.
+func TLSPeer() Peer {
+	p := Peer{Status: TLSPeerStatus()}
+	if p.Status == PeerNone {
+		return p
+	}
+	field := func(f uint32) []string {
+		return split(readList(func(buf []byte) uint64 { return abi.TLSPeerGet(f, buf) }))
+	}
+	first := func(f uint32) string {
+		if v := field(f); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	p.Subject = first(abi.PeerSubject)
+	p.Issuer = first(abi.PeerIssuer)
+	p.DNSNames = field(abi.PeerDNSSANs)
+	p.URIs = field(abi.PeerURISANs)
+	p.SPIFFEID = first(abi.PeerSPIFFEID)
+	p.SHA256 = first(abi.PeerSHA256)
+	return p
+}
+
+// ErrUnavailable is returned by RateTake and CounterAdd when the host's
+// store (e.g. Redis) cannot be reached. A filter decides whether that
+// allows or denies the request.
+var ErrUnavailable = errors.New("sluice: store unavailable")
+
+// Limit is a token bucket: Rate tokens per Period, at most Burst stored.
+type Limit struct {
+	Rate   int
+	Period time.Duration // whole milliseconds, at least 1 ms
+	Burst  int
+}
+
+// Decision is the result of RateTake.
+type Decision struct {
+	Allowed    bool
+	Remaining  int           // whole tokens left
+	RetryAfter time.Duration // when denied: until one token is available
+}
+
+// RateTake takes one token from the bucket key (1–1024 bytes) with limit
+// l. A bucket is identified by its key and its limit; a new one starts
+// full. Buckets are scoped to the filter and shared by all its instances
+// (and, with Redis configured, all gateway replicas). It returns an error
+// for an invalid key or limit, and ErrUnavailable when the store failed.
+func RateTake(key string, l Limit) (Decision, error) {
+	ms := l.Period.Milliseconds()
+	switch {
+	case len(key) == 0 || len(key) > 1024:
+		return Decision{}, fmt.Errorf("sluice: rate key %q: length %d not in [1, 1024]", key, len(key))
+	case l.Rate <= 0 || l.Rate > math.MaxInt32, l.Burst <= 0 || l.Burst > math.MaxInt32,
+		ms <= 0 || ms > math.MaxInt32:
+		return Decision{}, fmt.Errorf("sluice: rate key %q: limit %d per %s burst %d: want positive 32-bit rate and burst and a period of at least 1ms", key, l.Rate, l.Period, l.Burst)
+	}
+	var out [8]byte
+	switch abi.RateTake(key, uint32(l.Rate), uint32(ms), uint32(l.Burst), &out) {
+	case -1:
+		return Decision{}, ErrUnavailable
+	case 1:
+		return Decision{Allowed: true, Remaining: int(binary.LittleEndian.Uint32(out[0:4]))}, nil
+	}
+	return Decision{
+		Remaining:  int(binary.LittleEndian.Uint32(out[0:4])),
+		RetryAfter: time.Duration(binary.LittleEndian.Uint32(out[4:8])) * time.Millisecond,
+	}, nil
+}
+
+// CounterAdd atomically adds delta to the counter key (1–1024 bytes,
+// created at 0, scoped to the filter) and returns its new value.
+func CounterAdd(key string, delta int64) (int64, error) {
+	if len(key) == 0 || len(key) > 1024 {
+		return 0, fmt.Errorf("sluice: counter key %q: length %d not in [1, 1024]", key, len(key))
+	}
+	var out [8]byte
+	if abi.CounterAdd(key, delta, &out) != 0 {
+		return 0, ErrUnavailable
+	}
+	return int64(binary.LittleEndian.Uint64(out[:])), nil
+}
+
+// MetricAdd adds delta to the filter's metric name (1–64 characters of
+// [a-z0-9_:]); the gateway reports it with the filter's name attached.
+func MetricAdd(name string, delta int64) error {
+	if len(name) == 0 || len(name) > 64 {
+		return fmt.Errorf("sluice: metric name %q: length %d not in [1, 64]", name, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == ':') {
+			return fmt.Errorf("sluice: metric name %q: want [a-z0-9_:]", name)
+		}
+	}
+	abi.MetricAdd(name, delta)
+	return nil
+}
