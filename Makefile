@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
-.PHONY: run test check build deps bench-go clean
+.PHONY: run test check build deps bench-go clean proto
 
 build:
 	$(GO) build -o $(BIN)/sluice ./cmd/sluice
@@ -29,6 +29,20 @@ check:
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... | tee $(BIN)/bench-new.txt
+
+# Regenerate the native plugin gRPC code (plugins/internal/pb) from its
+# .proto. Needs protoc (Debian: protobuf-compiler); the Go generators are
+# pinned and installed into bin/.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.11
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+proto:
+	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(abspath $(BIN)) GOFLAGS= $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(abspath $(BIN)) GOFLAGS= $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(abspath $(BIN)):$$PATH" protoc --proto_path=plugins/internal/pb \
+		--go_out=paths=source_relative:plugins/internal/pb \
+		--go-grpc_out=paths=source_relative:plugins/internal/pb \
+		plugins/internal/pb/filter.proto
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package plugins
+
+import "os/exec"
+
+// setProcAttr: process groups and parent-death signals are Linux-only
+// here; elsewhere only the plugin process itself is killed.
+func setProcAttr(*exec.Cmd) {}
+
+func killGroup(int) {}
