@@ -98,7 +98,7 @@ func TestServeReloadUnderLoad(t *testing.T) {
 		{"x.y.apps.test", "/", 404, ""}, // a wildcard covers one label only
 		{"unknown.test", "/", 404, ""},
 	} {
-		status, be, _, err := get(ctx, client, httpAddr, tc.host, tc.path)
+		status, be, _, err := get(ctx, client, "http://"+httpAddr, tc.host, tc.path)
 		if err != nil || status != tc.status || be != tc.backend {
 			t.Errorf("GET %s%s = %d from %q (%v), want %d from %q", tc.host, tc.path, status, be, err, tc.status, tc.backend)
 		}
@@ -151,7 +151,7 @@ func TestServeReloadUnderLoad(t *testing.T) {
 				var be string
 				var err error
 				if i%2 == 0 {
-					status, be, _, err = get(ctx, client, httpAddr, "shop.test", "/cart")
+					status, be, _, err = get(ctx, client, "http://"+httpAddr, "shop.test", "/cart")
 				} else {
 					var resp *http.Response
 					resp, err = h2get()
@@ -193,7 +193,7 @@ func TestServeReloadUnderLoad(t *testing.T) {
       - {path: /, pathType: Prefix, backend: {service: {name: svc-b, port: {number: 80}}}}
 `))
 	waitUntil(t, 3*time.Second, "the new Ingress", func() bool {
-		status, be, _, _ := get(ctx, client, httpAddr, "blog.test", "/")
+		status, be, _, _ := get(ctx, client, "http://"+httpAddr, "blog.test", "/")
 		return status == 200 && be == "b"
 	})
 	time.Sleep(300 * time.Millisecond)
@@ -211,7 +211,7 @@ func TestServeReloadUnderLoad(t *testing.T) {
 		t.Errorf("edit took %s to apply, want within 1s", applied)
 	}
 	// The old route is gone: *.apps.test was removed by edit 1.
-	if status, _, _, _ := get(ctx, client, httpAddr, "x.apps.test", "/"); status != 404 {
+	if status, _, _, _ := get(ctx, client, "http://"+httpAddr, "x.apps.test", "/"); status != 404 {
 		t.Errorf("removed wildcard host still answers %d", status)
 	}
 }
@@ -237,7 +237,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 	ctx := context.Background()
 	stillServing := func(t *testing.T) {
 		t.Helper()
-		if status, be, _, err := get(ctx, client, g.addr("http"), "good.test", "/"); err != nil || status != 200 || be != "a" {
+		if status, be, _, err := get(ctx, client, "http://"+g.addr("http"), "good.test", "/"); err != nil || status != 200 || be != "a" {
 			t.Fatalf("good route broken: %d %q %v", status, be, err)
 		}
 	}
@@ -256,7 +256,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 `))
 		g.waitLog(t, "Ingress default/nosvc", "ghost")
 		stillServing(t)
-		status, _, body, err := get(ctx, client, g.addr("http"), "nosvc.test", "/")
+		status, _, body, err := get(ctx, client, "http://"+g.addr("http"), "nosvc.test", "/")
 		if err != nil || status != 503 || !strings.Contains(body, "ghost") {
 			t.Fatalf("route to a missing service: %d %q %v, want 503 naming the service", status, body, err)
 		}
@@ -334,7 +334,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		status, _, body, err := get(context.Background(), &http.Client{Timeout: 10 * time.Second}, g.addr("http"), "any.test", "/")
+		status, _, body, err := get(context.Background(), &http.Client{Timeout: 10 * time.Second}, "http://"+g.addr("http"), "any.test", "/")
 		res <- result{status, body, err}
 	}()
 	select {

@@ -126,7 +126,7 @@ func startGateway(t *testing.T, args ...string) *gateway {
 		g.cmd.Process.Kill()
 		<-g.done
 		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.Log())
+			t.Logf("gateway log (access lines left out):\n%s", g.logTail(80))
 		}
 	})
 	select {
@@ -160,6 +160,20 @@ func (g *gateway) Log() string {
 	return g.log.String()
 }
 
+// logTail returns the last n log lines that are not access-log lines.
+func (g *gateway) logTail(n int) string {
+	var keep []string
+	for _, line := range strings.Split(g.Log(), "\n") {
+		if !strings.Contains(line, `"msg":"access"`) {
+			keep = append(keep, line)
+		}
+	}
+	if len(keep) > n {
+		keep = append([]string{fmt.Sprintf("… %d earlier lines", len(keep)-n)}, keep[len(keep)-n:]...)
+	}
+	return strings.Join(keep, "\n")
+}
+
 // waitLog waits until the log has a line containing every one of subs.
 func (g *gateway) waitLog(t *testing.T, subs ...string) string {
 	t.Helper()
@@ -191,10 +205,10 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// get sends a GET for host+path to the gateway's HTTP listener and returns
-// status, X-Backend and the body.
-func get(ctx context.Context, c *http.Client, gwAddr, host, path string) (int, string, string, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+gwAddr+path, nil)
+// get sends a GET for host+path to base ("http://127.0.0.1:port" or
+// "https://…") and returns status, X-Backend and the body.
+func get(ctx context.Context, c *http.Client, base, host, path string) (int, string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", base+path, nil)
 	if err != nil {
 		return 0, "", "", err
 	}
