@@ -284,9 +284,14 @@ func (m *Manager) Start(ctx context.Context, ports ListenPorts) error {
 
 func (m *Manager) newConfig(od *certmagic.OnDemandConfig, ports ListenPorts) *certmagic.Config {
 	cfg := certmagic.New(m.cache, certmagic.Config{
-		Storage:           m.storage,
-		OnDemand:          od,
-		OnEvent:           m.onEvent,
+		Storage:  m.storage,
+		OnDemand: od,
+		OnEvent:  m.onEvent,
+		// Only the events onEvent uses: certmagic otherwise builds a
+		// tls_get_certificate event for every handshake.
+		ShouldEmitFunc: func(event string) bool {
+			return event == "cert_obtaining" || event == "cert_obtained" || event == "cert_failed"
+		},
 		DefaultServerName: m.opts.DefaultServerName,
 		Logger:            newZapLogger(m.log),
 		// Local CA certificates carry no OCSP responder; ACME CAs are
