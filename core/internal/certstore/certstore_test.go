@@ -61,3 +61,24 @@ func TestLookup(t *testing.T) {
 		t.Fatalf("nil store: got %v", err)
 	}
 }
+
+func TestCovers(t *testing.T) {
+	s, _ := Build([]*model.Certificate{cert(t, "a", "a.example.com"), cert(t, "w", "*.w.example.com")})
+	for name, want := range map[string]bool{
+		"a.example.com":     true,
+		"A.example.com.":    true,
+		"x.w.example.com":   true,
+		"*.w.example.com":   true,
+		"*.example.com":     false, // a.example.com's certificate is no wildcard
+		"b.example.com":     false,
+		"*.x.w.example.com": false,
+	} {
+		if got := s.Covers(name); got != want {
+			t.Errorf("Covers(%q) = %v, want %v", name, got, want)
+		}
+	}
+	var nilStore *Store
+	if nilStore.Covers("a.example.com") {
+		t.Error("nil store covers a name")
+	}
+}

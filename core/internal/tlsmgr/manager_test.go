@@ -259,3 +259,16 @@ func TestManagedNameRemovedAndBack(t *testing.T) {
 		t.Fatalf("stats %+v: want the first certificate reused", st)
 	}
 }
+
+func TestEventsCounted(t *testing.T) {
+	m := newTestManager(t, OnDemandOptions{})
+	ctx := context.Background()
+	m.onEvent(ctx, "cert_obtaining", map[string]any{"identifier": "a.test"})
+	m.onEvent(ctx, "cert_obtained", map[string]any{"identifier": "a.test", "renewal": false})
+	m.onEvent(ctx, "cert_obtained", map[string]any{"identifier": "a.test", "renewal": true})
+	m.onEvent(ctx, "cert_failed", map[string]any{"identifier": "b.test", "error": errors.New("boom")})
+	m.onEvent(ctx, "cached_managed_cert", nil)
+	if st := m.Stats(); st != (Stats{Obtaining: 1, Obtained: 1, Renewed: 1, Failed: 1}) {
+		t.Fatalf("stats %+v", st)
+	}
+}

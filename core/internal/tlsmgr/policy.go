@@ -77,8 +77,9 @@ type entry struct {
 // NewPolicies builds the policies of hosts ("a.example.com",
 // "*.example.com"; "" is the catch-all and has no TLS policy). base is the
 // listener's tls.Config: each mTLS host gets a clone of it. The error names
-// the first host whose policy cannot work (no CAs for on/optional, a CRL
-// not signed by the CAs); that host is left out, the others are built.
+// every host whose client policy cannot work (no CAs for on/optional, a bad
+// verify mode); those hosts refuse every client certificate (fail closed),
+// the others are built as asked.
 func NewPolicies(base *tls.Config, hosts map[string]HostPolicy) (*Policies, error) {
 	p := &Policies{exact: map[string]*entry{}, wild: map[string]*entry{}}
 	var errs []error
@@ -91,8 +92,10 @@ func NewPolicies(base *tls.Config, hosts map[string]HostPolicy) (*Policies, erro
 		if hp.ClientAuth.Enabled() {
 			cfg, err := mtlsConfig(base, hp.ClientAuth)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("host %s: %w", host, err))
-				continue
+				// Fail closed: the host keeps asking for a certificate
+				// and no CA can verify one.
+				errs = append(errs, fmt.Errorf("host %s: %w; every client certificate is refused", host, err))
+				cfg = refuseAll(base)
 			}
 			e.config = cfg
 		}
@@ -140,6 +143,15 @@ func (p *Policies) ConfigForClient(hello *tls.ClientHelloInfo) (*tls.Config, err
 		return e.config, nil
 	}
 	return nil, nil
+}
+
+func refuseAll(base *tls.Config) *tls.Config {
+	cfg := base.Clone()
+	cfg.GetConfigForClient = nil
+	cfg.SessionTicketsDisabled = true
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.ClientCAs = x509.NewCertPool()
+	return cfg
 }
 
 func mtlsConfig(base *tls.Config, ca ClientAuth) (*tls.Config, error) {

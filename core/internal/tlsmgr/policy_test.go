@@ -192,7 +192,10 @@ func TestPoliciesLookupAndErrors(t *testing.T) {
 	if p := pol.Lookup("x.w.test"); p == nil || p.HSTS != "max-age=1" {
 		t.Errorf("x.w.test: %+v", p)
 	}
-	for _, h := range []string{"bad.test", "w.test", "y.x.w.test", "", "other.test"} {
+	if c, _ := pol.ConfigForClient(&tls.ClientHelloInfo{ServerName: "bad.test"}); c == nil || c.ClientAuth != tls.RequireAndVerifyClientCert || c.ClientCAs == nil {
+		t.Error("bad.test does not fail closed")
+	}
+	for _, h := range []string{"w.test", "y.x.w.test", "", "other.test"} {
 		if p := pol.Lookup(h); p != nil {
 			t.Errorf("%q: got %+v, want none", h, p)
 		}
