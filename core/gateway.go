@@ -139,7 +139,7 @@ func translateOptions(cfg *config.Config) translate.Options {
 func (g *Gateway) build(cfg *config.Config, in translate.Input, sourceWarnings []model.Warning) (*state, error) {
 	snap, warnings := translate.Translate(in, translateOptions(cfg))
 	warnings = append(append([]model.Warning(nil), sourceWarnings...), warnings...)
-	certs, certErrs := certstore.Build(snap.Certificates)
+	certs, certErrs := certstore.Build(staticCertificates(cfg, snap))
 	for _, err := range certErrs {
 		warnings = append(warnings, model.Warning{Object: model.ObjectRef{Kind: "Certificate"}, Message: err.Error()})
 	}

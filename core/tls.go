@@ -135,6 +135,29 @@ func (g *Gateway) startTLS(ctx context.Context, ls []*listener) error {
 	return g.tls.mgr.Start(ctx, ports)
 }
 
+// staticCertificates are the snapshot's certificates (from Secrets), then
+// those of tls.certificates, read now. A file that cannot be read becomes
+// a certificate without PEM, which certstore reports, naming the file and
+// the read error.
+func staticCertificates(cfg *config.Config, snap *model.Snapshot) []*model.Certificate {
+	if len(cfg.TLS.Certificates) == 0 {
+		return snap.Certificates
+	}
+	out := append([]*model.Certificate(nil), snap.Certificates...)
+	for i, f := range cfg.TLS.Certificates {
+		c := &model.Certificate{Source: model.ObjectRef{Kind: "File", Name: fmt.Sprintf("tls.certificates[%d] %s", i, f.Cert)}}
+		var err error
+		if c.CertPEM, err = os.ReadFile(f.Cert); err == nil {
+			c.KeyPEM, err = os.ReadFile(f.Key)
+		}
+		if err != nil {
+			c.Source.Name += " (" + err.Error() + ")"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // tlsView is what the manager needs from a state.
 func tlsView(st *state) tlsmgr.View {
 	v := tlsmgr.View{Static: st.certs}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,23 @@ func TestSecureHandlerMisdirected(t *testing.T) {
 		if rec.Code != tc.status {
 			t.Errorf("SNI %q Host %q: %d, want %d", tc.sni, tc.host, rec.Code, tc.status)
 		}
+	}
+}
+
+func TestStaticCertificateFiles(t *testing.T) {
+	ca, _ := testcert.CA("ca")
+	leaf, _ := testcert.Leaf(ca, []string{"file.test"}, testcert.Options{})
+	dir := t.TempDir()
+	crt, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(crt, leaf.CertPEM, 0o600)
+	os.WriteFile(key, leaf.KeyPEM, 0o600)
+	cfg := config.Default()
+	cfg.TLS.Certificates = []config.CertFile{{Cert: crt, Key: key}, {Cert: filepath.Join(dir, "missing.pem"), Key: key}}
+	store, errs := certstore.Build(staticCertificates(cfg, &model.Snapshot{}))
+	if store.Lookup("file.test") == nil {
+		t.Fatal("the certificate file is not served")
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "tls.certificates[1]") || !strings.Contains(errs[0].Error(), "no such file") {
+		t.Fatalf("errors %v, want one naming the missing file", errs)
 	}
 }

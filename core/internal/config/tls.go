@@ -23,6 +23,9 @@ type TLS struct {
 	// DefaultServerName picks the certificate for handshakes without SNI
 	// when no static certificate is the default.
 	DefaultServerName string `koanf:"default_server_name"`
+	// Certificates are static certificates from files, for their own
+	// names (SANs); Secrets named by Ingresses come first.
+	Certificates []CertFile `koanf:"certificates"`
 
 	ACME     ACME     `koanf:"acme"`
 	OnDemand OnDemand `koanf:"on_demand"`
@@ -33,6 +36,12 @@ type TLS struct {
 	Redirect Redirect `koanf:"redirect"`
 	// HSTS adds Strict-Transport-Security to HTTPS answers when MaxAge > 0.
 	HSTS HSTS `koanf:"hsts"`
+}
+
+// CertFile is a PEM certificate (chain) and its key.
+type CertFile struct {
+	Cert string `koanf:"cert"`
+	Key  string `koanf:"key"`
 }
 
 // ACME configures the ACME issuer (tls.issuer: acme).
@@ -152,6 +161,11 @@ func (t *TLS) validate(bad func(key, format string, args ...any)) {
 	for i, h := range t.Hosts {
 		if h == "" || strings.ContainsAny(h, " /:") || net.ParseIP(h) != nil {
 			bad("tls.hosts", "[%d] %q is not a DNS name", i, h)
+		}
+	}
+	for i, c := range t.Certificates {
+		if c.Cert == "" || c.Key == "" {
+			bad("tls.certificates", "[%d]: cert and key must both be set", i)
 		}
 	}
 	if t.OnDemand.Ask != "" {
