@@ -186,7 +186,7 @@ func (p *plugin) call(parent context.Context, phase string, fn func(context.Cont
 	}
 	kind := failError
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
 		kind, err = failTimeout, fmt.Errorf("no answer within %s: %w", p.spec.Timeout, err)
 	case status.Code(err) == codes.Unavailable:
 		kind = failUnavailable

@@ -431,6 +431,8 @@ func (p *plugin) launch() (*proc, error) {
 		SkipHostEnv:      true,
 		StartTimeout:     p.m.opts.StartTimeout,
 		Logger:           newHCLog(p.m.log, p.spec.Name),
+		SyncStdout:       &logWriter{log: p.log, stream: "stdout"},
+		SyncStderr:       &logWriter{log: p.log, stream: "stderr"},
 	})
 	pr := &proc{client: client}
 	fail := func(err error) (*proc, error) {

@@ -14,9 +14,9 @@
 //
 //	func main() { sdk.Serve(authz{}) }
 //
-// Logs: use Logger(); its lines reach the gateway's log tagged with the
-// plugin's name. Anything else written to stderr is logged at debug level;
-// stdout is discarded.
+// Logs: use Logger(); its records reach the gateway's log with their level
+// and attributes, tagged with the plugin's name. Any other line written to
+// stdout or stderr is logged at info level.
 package sdk
 
 import (
