@@ -47,6 +47,8 @@ type Config struct {
 	// their host.
 	Filters map[string]Filter `koanf:"filters"`
 	Wasm    Wasm              `koanf:"wasm"`
+	// Plugins are native plugin filters, by name (plugins.go).
+	Plugins map[string]Plugin `koanf:"plugins"`
 	TLS     TLS               `koanf:"tls"`  // tls.go
 	Kube    Kube              `koanf:"kube"` // kube.go
 }
@@ -383,6 +385,7 @@ func (c *Config) Validate() error {
 	}
 	c.TLS.validate(bad)
 	errs = append(errs, c.validateFilters()...)
+	errs = append(errs, c.validatePlugins()...)
 	errs = append(errs, c.validateKube()...)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
