@@ -663,8 +663,10 @@ func TestMTLSSpoofedIdentityStripped(t *testing.T) {
 		}
 		select {
 		case h := <-f.seen:
+			// Sluice adds no identity headers of its own yet (filters
+			// will expose the verified identity): none may arrive.
 			for k := range spoof {
-				if v := h.Get(k); v != "" && strings.Contains(v, "admin") || v == "SUCCESS" {
+				if v := h.Get(k); v != "" {
 					t.Fatalf("%s: the backend got the client's %s: %q", sni, k, v)
 				}
 			}
