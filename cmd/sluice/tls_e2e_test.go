@@ -343,9 +343,46 @@ func TestACMEHTTP01(t *testing.T) {
 
 func TestACMETLSALPN01(t *testing.T) {
 	b := startBackend(t, "web", nil)
-	g, p := acmeGateway(t, "    disable_http_challenge: true", "", webFiles(t, b, webSpec))
+	// secure.test requires client certificates: the validator's acme-tls/1
+	// handshake, which has none, must still get through.
+	clientCA, err := testcert.CA("client ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := testcert.Leaf(clientCA, []string{"alice"}, testcert.Options{Client: true})
+	files := webFiles(t, b, webSpec)
+	files["secure.yaml"] = fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: client-ca, namespace: default}
+data: {ca.crt: %s}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: secure
+  namespace: default
+  annotations: {sluice.io/client-verify: "on", sluice.io/client-ca-secret: client-ca}
+spec:
+  ingressClassName: sluice
+  tls: [{hosts: [secure.test]}]
+  rules:
+  - host: secure.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+`, base64.StdEncoding.EncodeToString(clientCA.CertPEM))
+	g, p := acmeGateway(t, "    disable_http_challenge: true", "", files)
 	roots := p.roots(t)
 	waitServed(t, g, "web.test", roots)
+	g.waitLog(t, "certificate obtained", "secure.test")
+	resp, err := httpsClient(g.addr("https"), roots, alice.TLSCertificate()).Get("https://secure.test/")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("secure.test with a client certificate: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := httpsClient(g.addr("https"), roots).Get("https://secure.test/"); err == nil {
+		t.Fatal("secure.test served a client without certificate")
+	}
 	g.waitLog(t, "certificate obtained", "web.test")
 	g.waitLog(t, `"challenge":"tls-alpn-01"`)
 	if strings.Contains(g.Log(), `"challenge":"http-01"`) {
