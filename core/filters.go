@@ -56,15 +56,23 @@ func (g *Gateway) buildChains(cfg *config.Config, snap *model.Snapshot) (*chains
 				out.handlers[r] = unavailable("a filter of this route could not be loaded")
 				continue
 			}
-			out.handlers[r] = wasm.Chain(g.proxy.Forward(), fs...)
+			out.handlers[r] = chain(g.proxy.Forward(), fs...)
 		}
 	}
 	return out, warnings
 }
 
-func (g *Gateway) routeFilters(cfg *config.Config, r *model.Route, out *chains) ([]*wasm.Filter, error) {
-	fs := make([]*wasm.Filter, 0, len(r.Filters))
+func (g *Gateway) routeFilters(cfg *config.Config, r *model.Route, out *chains) ([]middleware, error) {
+	fs := make([]middleware, 0, len(r.Filters))
 	for i, ref := range r.Filters {
+		// Native plugins (plugins.go): a name from the plugins section.
+		if m, ok, err := g.pluginFilter(cfg, ref); ok {
+			if err != nil {
+				return nil, fmt.Errorf("metadata.annotations[%q][%d] (%s): %w", "sluice.io/filters", i, ref.Name, err)
+			}
+			fs = append(fs, m)
+			continue
+		}
 		spec, err := g.filterSpec(cfg, ref)
 		if err != nil {
 			return nil, fmt.Errorf("metadata.annotations[%q][%d] (%s): %w", "sluice.io/filters", i, ref.Name, err)
@@ -112,7 +120,7 @@ func (g *Gateway) filterSpec(cfg *config.Config, ref model.FilterRef) (wasm.Filt
 	if module == "" {
 		named, ok := cfg.Filters[ref.Name]
 		if !ok {
-			return spec, fmt.Errorf("no filter %q in the config file's filters section", ref.Name)
+			return spec, fmt.Errorf("no filter %q in the config file's filters or plugins section", ref.Name)
 		}
 		module, sha = named.Module, named.SHA256
 		if fail == "" {

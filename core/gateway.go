@@ -30,6 +30,7 @@ import (
 	"github.com/sluicegw/sluice/core/internal/translate"
 	"github.com/sluicegw/sluice/core/internal/upstream"
 	"github.com/sluicegw/sluice/core/internal/watch"
+	"github.com/sluicegw/sluice/plugins"
 )
 
 // Options say where the configuration comes from. See config.Sources.
@@ -55,7 +56,8 @@ type Gateway struct {
 
 	pools   *upstream.Set
 	proxy   *proxy.Handler
-	filters filters // filters.go; owned by the control loop
+	filters filters          // filters.go; owned by the control loop
+	plugins *plugins.Manager // plugins.go; nil until a plugin is configured
 
 	tls tlsGlue // tls.go
 
@@ -123,7 +125,8 @@ func translateOptions(cfg *config.Config) translate.Options {
 		AllowLoopback: cfg.Manifests != "",
 		KnownFilters: func(name string) bool {
 			_, ok := cfg.Filters[name]
-			return ok
+			_, plugin := cfg.Plugins[name]
+			return ok || plugin
 		},
 		Balancer: model.Balancer(cfg.Upstream.Balancer),
 		Timeouts: model.Timeouts{
@@ -227,6 +230,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	case first = <-inputs:
 	}
 	in, srcWarnings := first.in, first.warnings
+	g.syncPlugins(ctx, cfg) // plugins.go: before the first build uses them
+	defer g.closePlugins()  // last: after the listeners drained
 	st, err := g.build(cfg, in, srcWarnings)
 	if err != nil {
 		return err
@@ -289,6 +294,7 @@ loop:
 			}
 			g.noteRestartOnly(g.live.Load().cfg, next)
 			g.logLevel.Set(parseLevel(next.Log.Level))
+			g.syncPlugins(ctx, next) // plugins.go
 			g.rebuild(next, in, srcWarnings, "config changed")
 		}
 	}
