@@ -3,9 +3,9 @@
 package sdk
 
 import (
-	"os"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/sluicegw/sluice/sdk/internal/abi"
 )
@@ -20,7 +20,7 @@ const DefaultMemoryLimit = 4 << 20
 // memory limit so that linear memory, which never shrinks, stays bounded
 // even when a host runs the guest with another GOGC.
 func init() {
-	if os.Getenv("GOMEMLIMIT") == "" {
+	if _, set := syscall.Getenv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(DefaultMemoryLimit)
 	}
 }

@@ -3,8 +3,8 @@ package sdk
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/sluicegw/sluice/sdk/internal/abi"
@@ -37,7 +37,7 @@ func (s PeerStatus) String() string {
 	case PeerVerified:
 		return "verified"
 	}
-	return fmt.Sprintf("PeerStatus(%d)", int(s))
+	return "PeerStatus(" + strconv.Itoa(int(s)) + ")"
 }
 
 // Peer is the TLS client certificate of the request's connection (its
@@ -108,10 +108,12 @@ func RateTake(key string, l Limit) (Decision, error) {
 	ms := l.Period.Milliseconds()
 	switch {
 	case len(key) == 0 || len(key) > 1024:
-		return Decision{}, fmt.Errorf("sluice: rate key %q: length %d not in [1, 1024]", key, len(key))
+		return Decision{}, keyError("rate", key)
 	case l.Rate <= 0 || l.Rate > math.MaxInt32, l.Burst <= 0 || l.Burst > math.MaxInt32,
 		ms <= 0 || ms > math.MaxInt32:
-		return Decision{}, fmt.Errorf("sluice: rate key %q: limit %d per %s burst %d: want positive 32-bit rate and burst and a period of at least 1ms", key, l.Rate, l.Period, l.Burst)
+		return Decision{}, errors.New("sluice: rate key " + strconv.Quote(key) + ": limit " + strconv.Itoa(l.Rate) +
+			" per " + l.Period.String() + " burst " + strconv.Itoa(l.Burst) +
+			": want a positive 32-bit rate and burst and a period of at least 1ms")
 	}
 	var out [8]byte
 	switch abi.RateTake(key, uint32(l.Rate), uint32(ms), uint32(l.Burst), &out) {
@@ -130,7 +132,7 @@ func RateTake(key string, l Limit) (Decision, error) {
 // created at 0, scoped to the filter) and returns its new value.
 func CounterAdd(key string, delta int64) (int64, error) {
 	if len(key) == 0 || len(key) > 1024 {
-		return 0, fmt.Errorf("sluice: counter key %q: length %d not in [1, 1024]", key, len(key))
+		return 0, keyError("counter", key)
 	}
 	var out [8]byte
 	if abi.CounterAdd(key, delta, &out) != 0 {
@@ -143,14 +145,20 @@ func CounterAdd(key string, delta int64) (int64, error) {
 // [a-z0-9_:]); the gateway reports it with the filter's name attached.
 func MetricAdd(name string, delta int64) error {
 	if len(name) == 0 || len(name) > 64 {
-		return fmt.Errorf("sluice: metric name %q: length %d not in [1, 64]", name, len(name))
+		return errors.New("sluice: metric name " + strconv.Quote(name) + ": length " + strconv.Itoa(len(name)) + " not in [1, 64]")
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == ':') {
-			return fmt.Errorf("sluice: metric name %q: want [a-z0-9_:]", name)
+			return errors.New("sluice: metric name " + strconv.Quote(name) + ": want [a-z0-9_:]")
 		}
 	}
 	abi.MetricAdd(name, delta)
 	return nil
+}
+
+// keyError is the error for a store key outside 1–1024 bytes. (The SDK
+// avoids fmt: it would add ~400 KB to every guest.)
+func keyError(what, key string) error {
+	return errors.New("sluice: " + what + " key " + strconv.Quote(key) + ": length " + strconv.Itoa(len(key)) + " not in [1, 1024]")
 }
