@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -153,6 +154,7 @@ type Manager struct {
 	decisions decisionCache
 	limiter   *bucket
 	ask       *http.Client
+	askURL    *url.URL // nil without an ask URL
 
 	obtaining, obtained, renewed, failed atomic.Int64
 	odAllowed, odDenied, rateLimited     atomic.Int64
@@ -191,6 +193,14 @@ func New(opts Options) (*Manager, error) {
 	default:
 		return nil, fmt.Errorf("tls: unknown issuer %q", opts.Issuer)
 	}
+	var askURL *url.URL
+	if opts.OnDemand.Ask != "" {
+		u, err := url.Parse(opts.OnDemand.Ask)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("tls: on-demand ask URL %q is not an http(s) URL", opts.OnDemand.Ask)
+		}
+		askURL = u
+	}
 	if opts.OnDemand.Burst <= 0 {
 		opts.OnDemand.Burst = 10
 	}
@@ -215,6 +225,7 @@ func New(opts Options) (*Manager, error) {
 		storage: storage,
 		limiter: newBucket(opts.OnDemand.Burst, opts.OnDemand.Interval, time.Now),
 		ask:     &http.Client{Timeout: 5 * time.Second},
+		askURL:  askURL,
 		manages: map[string]bool{},
 	}
 	if opts.Issuer == IssuerLocal {

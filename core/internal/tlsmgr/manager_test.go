@@ -150,6 +150,7 @@ func TestNewRejects(t *testing.T) {
 		"unknown issuer":     {Issuer: "self"},
 		"acme without ca":    {Issuer: IssuerACME},
 		"acme no challenges": {Issuer: IssuerACME, ACME: ACMEOptions{CA: "https://127.0.0.1:1/dir", DisableHTTP01: true, DisableTLSALPN01: true}},
+		"bad ask url":        {OnDemand: OnDemandOptions{Enabled: true, Ask: "ftp://127.0.0.1/ask"}},
 	} {
 		if _, err := New(opts); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -36,10 +35,10 @@ func (m *Manager) decide(ctx context.Context, name string) error {
 		return nil // managed ahead of time; on-demand only waits for it
 	}
 	if d, ok := m.decisions.get(name, v.gen, time.Now()); ok {
-		if d != nil {
+		if d.err != nil {
 			m.odDenied.Add(1)
 		}
-		return d
+		return d.err
 	}
 	err := m.allowed(ctx, v, name)
 	if err == nil && !m.limiter.take() {
@@ -63,13 +62,10 @@ func (m *Manager) allowed(ctx context.Context, v *view, name string) error {
 	if v.routed.match(name) {
 		return nil
 	}
-	if m.opts.OnDemand.Ask == "" {
+	if m.askURL == nil {
 		return fmt.Errorf("%q: %w", name, ErrNotServed)
 	}
-	u, err := url.Parse(m.opts.OnDemand.Ask)
-	if err != nil {
-		return fmt.Errorf("ask url: %w", err)
-	}
+	u := *m.askURL
 	q := u.Query()
 	q.Set("domain", name)
 	u.RawQuery = q.Encode()
@@ -135,14 +131,14 @@ type decision struct {
 	expires time.Time
 }
 
-func (c *decisionCache) get(name string, gen uint64, now time.Time) (error, bool) {
+func (c *decisionCache) get(name string, gen uint64, now time.Time) (decision, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.m[name]
 	if !ok || d.gen != gen || now.After(d.expires) {
-		return nil, false
+		return decision{}, false
 	}
-	return d.err, true
+	return d, true
 }
 
 func (c *decisionCache) put(name string, gen uint64, err error, now time.Time) {

@@ -3,6 +3,7 @@ package tlsmgr
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -60,9 +61,14 @@ func attrs(fields []zapcore.Field) []slog.Attr {
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	out := make([]slog.Attr, 0, len(enc.Fields))
-	for k, v := range enc.Fields {
-		out = append(out, slog.Any(k, v))
+	keys := make([]string, 0, len(enc.Fields))
+	for k := range enc.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // zap fields come as a map; keep log lines stable
+	out := make([]slog.Attr, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, slog.Any(k, enc.Fields[k]))
 	}
 	return out
 }
