@@ -130,10 +130,12 @@ var ErrNoCertificate = certstore.ErrNoCertificate
 // with New, then Update with the first View, Start once the listeners are
 // bound, Update for every new snapshot, Close at the end.
 //
-// GetCertificate, GetConfigForClient-style lookups, HTTPChallengeHandler and
-// Stats are safe for concurrent use at any time, also before Start (static
-// certificates only) and after Close. Update and Start are called from one
-// goroutine (the gateway's control loop).
+// GetCertificate, HTTPChallengeHandler and Stats are safe for concurrent
+// use at any time, also before Start (static certificates only) and after
+// Close; GetCertificate blocks only for an on-demand issuance (bounded by
+// certmagic at 180 s) or an ask URL (5 s). Update and Start are called
+// from one goroutine at a time (the gateway's control loop); Close from
+// any.
 type Manager struct {
 	opts    Options
 	log     *slog.Logger
@@ -159,7 +161,7 @@ type Manager struct {
 	obtaining, obtained, renewed, failed atomic.Int64
 	odAllowed, odDenied, rateLimited     atomic.Int64
 
-	mu      sync.Mutex // guards managing and closed
+	mu      sync.Mutex // guards manages, closed, and Start
 	manages map[string]bool
 	closed  bool
 }
