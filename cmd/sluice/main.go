@@ -27,6 +27,7 @@ Usage:
                [--http-addr :8080] [--https-addr :8443] [--admin-addr 127.0.0.1:9901]
   sluice check [--config FILE] [--manifests DIR]
   sluice ca export [--config FILE]
+  sluice filter new NAME [DIR]   (scaffold a Go filter; see sdk/README.md)
   sluice version
 
 run     serves the routes of the manifests folder (standalone mode).
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveOrCheck(args[0], args[1:], stdout, stderr)
 	case "ca":
 		return caCommand(args[1:], stdout, stderr)
+	case "filter":
+		return filterCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sluice", versionString())
 		return 0
