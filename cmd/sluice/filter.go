@@ -127,7 +127,7 @@ func newFilter(name, dir, module, root string) error {
 			if err != nil {
 				return err
 			}
-			data.SDKDir, data.RootDir = relPath(from, filepath.Join(root, "sdk")), relPath(from, root)
+			data.SDKDir, data.RootDir = replacePath(from, filepath.Join(root, "sdk"), root), replacePath(from, root, root)
 		}
 		t, err := template.ParseFS(filterTemplates, p)
 		if err != nil {
@@ -155,19 +155,24 @@ func newFilter(name, dir, module, root string) error {
 	return nil
 }
 
-// relPath is target relative to from (slash-separated, as go.mod wants),
-// or target itself when there is no relative path.
-func relPath(from, target string) string {
-	abs, err := filepath.Abs(target)
-	if err != nil {
+// replacePath is the replace target for target as seen from the folder
+// from: relative when from is inside the checkout root (the scaffold moves
+// with the checkout), else absolute. Slash-separated, as go.mod wants.
+func replacePath(from, target, root string) string {
+	absTarget, err1 := filepath.Abs(target)
+	absRoot, err2 := filepath.Abs(root)
+	if err1 != nil || err2 != nil {
 		return filepath.ToSlash(target)
 	}
-	r, err := filepath.Rel(from, abs)
-	if err != nil {
-		return filepath.ToSlash(abs)
+	r, err := filepath.Rel(absRoot, from)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return filepath.ToSlash(absTarget)
+	}
+	if r, err = filepath.Rel(from, absTarget); err != nil {
+		return filepath.ToSlash(absTarget)
 	}
 	if !strings.HasPrefix(r, ".") {
-		r = "./" + r // a replace path must start with ./ or ../ or be absolute
+		r = "./" + r // a relative replace path must start with ./ or ../
 	}
 	return filepath.ToSlash(r)
 }
