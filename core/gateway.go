@@ -8,11 +8,13 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/sluicegw/sluice/core/internal/certstore"
 	"github.com/sluicegw/sluice/core/internal/config"
+	"github.com/sluicegw/sluice/core/internal/kube"
 	"github.com/sluicegw/sluice/core/internal/manifest"
 	"github.com/sluicegw/sluice/core/internal/model"
 	"github.com/sluicegw/sluice/core/internal/proxy"
@@ -50,7 +53,8 @@ const HoldOff = 100 * time.Millisecond
 // Gateway serves the routes of its sources. Create it with New, then Run.
 type Gateway struct {
 	opts     Options
-	cfg      *config.Config // the config Run started with; reloads go to live
+	cfg      *config.Config    // the config Run started with; reloads go to live
+	cfgSum   [sha256.Size]byte // digest of the config file New read
 	logLevel slog.LevelVar
 	log      *slog.Logger
 
@@ -60,6 +64,8 @@ type Gateway struct {
 	plugins *plugins.Manager // plugins.go; nil until a plugin is configured
 
 	tls tlsGlue // tls.go
+
+	kube *kube.Source // kube.go; nil in standalone mode
 
 	live     atomic.Pointer[state] // nil until the first build succeeds
 	draining atomic.Bool
@@ -74,7 +80,10 @@ type state struct {
 	certs    *certstore.Store
 	policies *tlsmgr.Policies // per-host TLS: mTLS, redirect, HSTS
 	warnings []model.Warning
-	built    time.Time
+	// translated is how many of warnings came from the source and
+	// translate; the rest came from building (certificates, TLS, filters).
+	translated int
+	built      time.Time
 }
 
 // New loads and validates the configuration. It starts nothing and opens no
@@ -84,20 +93,30 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Manifests == "" {
-		return nil, errors.New("no route source: pass --manifests DIR (standalone mode) or set the config key manifests")
+	if cfg.Manifests == "" && !cfg.ClusterMode() {
+		return nil, errors.New("no route source: pass --manifests DIR (standalone mode) or --kubeconfig FILE | --in-cluster (cluster mode), or set the config key manifests, kubeconfig or in_cluster")
 	}
 	out := opts.LogOutput
 	if out == nil {
 		out = io.Discard
 	}
 	g := &Gateway{opts: opts, cfg: cfg}
+	if opts.ConfigFile != "" {
+		if b, err := os.ReadFile(opts.ConfigFile); err == nil {
+			g.cfgSum = sha256.Sum256(b)
+		}
+	}
 	g.logLevel.Set(parseLevel(cfg.Log.Level))
 	hopts := &slog.HandlerOptions{Level: &g.logLevel}
 	if cfg.Log.Format == "json" {
 		g.log = slog.New(slog.NewJSONHandler(out, hopts))
 	} else {
 		g.log = slog.New(slog.NewTextHandler(out, hopts))
+	}
+	if cfg.ClusterMode() {
+		if g.kube, err = newKubeSource(cfg, g.log); err != nil {
+			return nil, err
+		}
 	}
 	g.pools = upstream.NewSet(upstream.Options{})
 	g.proxy = proxy.New(proxy.Options{Logger: g.log, AccessLog: cfg.Log.Access})
@@ -142,6 +161,10 @@ func translateOptions(cfg *config.Config) translate.Options {
 func (g *Gateway) build(cfg *config.Config, in translate.Input, sourceWarnings []model.Warning) (*state, error) {
 	snap, warnings := translate.Translate(in, translateOptions(cfg))
 	warnings = append(append([]model.Warning(nil), sourceWarnings...), warnings...)
+	if st := g.endpointsOnly(cfg, snap, warnings); st != nil {
+		return st, nil // kube.go: the EndpointSlice fast path
+	}
+	translated := len(warnings)
 	certs, certErrs := certstore.Build(staticCertificates(cfg, snap))
 	for _, err := range certErrs {
 		warnings = append(warnings, model.Warning{Object: model.ObjectRef{Kind: "Certificate"}, Message: err.Error()})
@@ -155,7 +178,7 @@ func (g *Gateway) build(cfg *config.Config, in translate.Input, sourceWarnings [
 		g.dropChains(ch)
 		return nil, fmt.Errorf("compile routes: %w", err)
 	}
-	return &state{cfg: cfg, snap: snap, table: table, certs: certs, policies: policies, warnings: warnings, built: time.Now(), chains: ch}, nil
+	return &state{cfg: cfg, snap: snap, table: table, certs: certs, policies: policies, warnings: warnings, translated: translated, built: time.Now(), chains: ch}, nil
 }
 
 // apply makes st the served state and logs its warnings.
@@ -164,6 +187,9 @@ func (g *Gateway) apply(st *state) {
 	g.live.Store(st)
 	g.tls.mgr.Update(tlsView(st))
 	g.commitChains(st.chains)
+	if g.kube != nil {
+		g.kube.Report(st.warnings) // Warning Events, each new warning once
+	}
 	for _, w := range st.warnings {
 		g.log.Warn("invalid object", "object", w.Object.String(), "problem", w.Message)
 	}
@@ -183,6 +209,9 @@ type Source func(ctx context.Context, onChange func(translate.Input, []model.War
 
 // source picks the route source the configuration names.
 func (g *Gateway) source(cfg *config.Config) Source {
+	if g.kube != nil {
+		return g.kube.Run
+	}
 	return func(ctx context.Context, onChange func(translate.Input, []model.Warning)) error {
 		return manifest.Watch(ctx, cfg.Manifests, HoldOff, onChange)
 	}
@@ -264,8 +293,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			name := filepath.Base(g.opts.ConfigFile)
-			err := watch.Dir(ctx, filepath.Dir(g.opts.ConfigFile), func(n string) bool { return n == name }, HoldOff, func() {
-				replace(reloads, struct{}{})
+			last := g.cfgSum
+			err := watch.Dir(ctx, filepath.Dir(g.opts.ConfigFile), func(n string) bool { return n == name }, HoldOff, func() error {
+				b, err := os.ReadFile(g.opts.ConfigFile)
+				if sum := sha256.Sum256(b); err == nil && sum == last {
+					return nil // touched, or unchanged since New read it
+				} else {
+					last = sum
+				}
+				replace(reloads, struct{}{}) // a read error is reported by the reload
+				return nil
 			})
 			if err != nil {
 				report(fmt.Errorf("watch config: %w", err))
@@ -342,6 +379,9 @@ func (g *Gateway) noteRestartOnly(old, next *config.Config) {
 		"https_addr": old.HTTPSAddr != next.HTTPSAddr,
 		"admin_addr": old.AdminAddr != next.AdminAddr,
 		"manifests":  old.Manifests != next.Manifests,
+		"kubeconfig": old.Kubeconfig != next.Kubeconfig,
+		"in_cluster": old.InCluster != next.InCluster,
+		"kube":       old.Kube != next.Kube,
 		"log.format": old.Log.Format != next.Log.Format,
 		"log.access": old.Log.Access != next.Log.Access,
 		"server":     old.Server != next.Server,

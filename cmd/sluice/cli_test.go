@@ -55,7 +55,9 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"run", "--no-such-flag"}, 2, "no-such-flag"},
 		{[]string{"run"}, 2, "no route source"},
-		{[]string{"run", "--kubeconfig", "x"}, 2, "not implemented yet"},
+		{[]string{"run", "--kubeconfig", "/nonexistent/kubeconfig"}, 2, "kubeconfig /nonexistent/kubeconfig"},
+		{[]string{"run", "--kubeconfig", "x", "--in-cluster"}, 2, "set together with in_cluster"},
+		{[]string{"run", "--kubeconfig", "x", "--manifests", "y"}, 2, "choose standalone mode or cluster mode"},
 		{[]string{"run", "--manifests", "x", "--http-addr", "nonsense"}, 2, "http_addr"},
 		{[]string{"check", "--config", "/nonexistent/sluice.yaml"}, 2, "/nonexistent/sluice.yaml"},
 	} {

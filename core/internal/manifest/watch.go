@@ -2,23 +2,17 @@ package manifest
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
 	"fmt"
-	"path/filepath"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/sluicegw/sluice/core/internal/model"
 	"github.com/sluicegw/sluice/core/internal/translate"
+	"github.com/sluicegw/sluice/core/internal/watch"
 )
 
 // DefaultHoldOff is the hold-off Watch uses when given zero or less.
 const DefaultHoldOff = 100 * time.Millisecond
-
-// maxHoldOffFactor bounds how long a stream of events can delay a reload:
-// at most this many hold-offs after the first event of a batch.
-const maxHoldOffFactor = 10
 
 // Watch watches dir and calls onChange with a full reload (as Load returns
 // it) whenever the manifest files change.
@@ -42,65 +36,22 @@ func Watch(ctx context.Context, dir string, holdOff time.Duration, onChange func
 	if holdOff <= 0 {
 		holdOff = DefaultHoldOff
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("manifest dir %q: watch: %w", dir, err)
-	}
-	defer w.Close()
-	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("manifest dir %q: watch: %w", dir, err)
-	}
-	in, warns, last, err := load(dir)
-	if err != nil {
-		return err
-	}
-	onChange(in, warns)
-
-	self := filepath.Clean(dir)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop() // since Go 1.23, a stopped timer delivers nothing stale
-	defer timer.Stop()
-	var pending bool       // a reload is scheduled
-	var deadline time.Time // latest time the scheduled reload may run
-	schedule := func() {
-		now := time.Now()
-		if !pending {
-			pending = true
-			deadline = now.Add(maxHoldOffFactor * holdOff)
+	var last [sha256.Size]byte
+	first := true
+	err := watch.Dir(ctx, dir, nil, holdOff, func() error {
+		in, warns, sum, err := load(dir)
+		if err != nil {
+			return err
 		}
-		timer.Reset(min(holdOff, deadline.Sub(now)))
-	}
-	for {
-		select {
-		case <-ctx.Done():
+		if !first && sum == last {
 			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return fmt.Errorf("manifest dir %q: watch closed", dir)
-			}
-			if filepath.Clean(ev.Name) == self && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				return fmt.Errorf("manifest dir %q: removed or renamed; watch stopped", dir)
-			}
-			schedule()
-		case err, ok := <-w.Errors:
-			if !ok {
-				return fmt.Errorf("manifest dir %q: watch closed", dir)
-			}
-			if !errors.Is(err, fsnotify.ErrEventOverflow) {
-				return fmt.Errorf("manifest dir %q: watch: %w", dir, err)
-			}
-			schedule() // events were lost: a full reload catches up
-		case <-timer.C:
-			pending = false
-			in, warns, sum, err := load(dir)
-			if err != nil {
-				return err
-			}
-			if sum == last {
-				continue
-			}
-			last = sum
-			onChange(in, warns)
 		}
+		first, last = false, sum
+		onChange(in, warns)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("manifest dir %q: %w", dir, err)
 	}
+	return nil
 }
