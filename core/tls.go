@@ -352,11 +352,17 @@ func (g *Gateway) secureHandler(next http.Handler) http.Handler {
 	})
 }
 
+// hostOnly is the lowercase host of a Host header ("a.test:8443",
+// "[::1]:443", "a.test."), without allocating for the common forms.
 func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return strings.ToLower(h)
+	h := hostport
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h[i:], ']') < 0 {
+		h = h[:i]
 	}
-	return strings.ToLower(strings.TrimSuffix(hostport, "."))
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	return strings.ToLower(strings.TrimSuffix(h, "."))
 }
 
 // ExportCARoot writes the local CA's root certificate (PEM) from the

@@ -191,3 +191,51 @@ func TestStaticCertificateFiles(t *testing.T) {
 		t.Fatalf("errors %v, want one naming the missing file", errs)
 	}
 }
+
+// BenchmarkSecureHandler is the per-request cost of the HTTPS checks (421,
+// HSTS) in front of the proxy.
+func BenchmarkSecureHandler(b *testing.B) {
+	cfg := config.Default()
+	cfg.TLS.Storage = b.TempDir()
+	g := &Gateway{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	if err := g.initTLS(cfg); err != nil {
+		b.Fatal(err)
+	}
+	defer g.tls.mgr.Close()
+	hsts := time.Hour
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{
+		{Name: "mtls.test", TLSPolicy: &model.HostTLS{ClientVerify: "optional_no_ca", HSTSMaxAge: &hsts}},
+		{Name: "open.test"},
+	}}
+	pol, _ := g.tlsPolicies(cfg, snap)
+	g.live.Store(&state{cfg: cfg, snap: snap, policies: pol})
+	h := g.secureHandler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, host := range []string{"mtls.test", "open.test"} {
+		b.Run(host, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "https://"+host+"/", nil)
+			req.TLS = &tls.ConnectionState{ServerName: host}
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+func TestHostOnly(t *testing.T) {
+	for in, want := range map[string]string{
+		"a.test":         "a.test",
+		"A.Test:8443":    "a.test",
+		"a.test.":        "a.test",
+		"a.test.:443":    "a.test",
+		"[::1]:443":      "::1",
+		"[::1]":          "::1",
+		"127.0.0.1:8080": "127.0.0.1",
+		"":               "",
+	} {
+		if got := hostOnly(in); got != want {
+			t.Errorf("hostOnly(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
