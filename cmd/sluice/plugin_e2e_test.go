@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicegw/sluice/plugins"
 )
 
 // pluginBinaries are built once per test run, beside the sluice binary
@@ -452,5 +455,68 @@ func TestPluginLifecycleThroughGateway(t *testing.T) {
 	}
 	if procAlive(now["a"]) {
 		t.Errorf("plugin a (%d) outlived the gateway", now["a"])
+	}
+}
+
+// TestPluginNew scaffolds a plugin, builds it against this checkout, runs
+// its generated test, and serves a request through it with a real plugin
+// manager.
+func TestPluginNew(t *testing.T) {
+	root := repoRoot(t)
+	dir := filepath.Join(t.TempDir(), "hello")
+	var out, errOut strings.Builder
+	if code := run([]string{"plugin", "new", "hello", dir, "--sluice-path", root}, &out, &errOut); code != 0 {
+		t.Fatalf("plugin new = %d: %s", code, errOut.String())
+	}
+	for _, f := range []string{"main.go", "main_test.go", "go.mod", "README.md"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plugin", "new", "hello", dir}, "is not empty"},
+		{[]string{"plugin", "new", "Bad_Name", t.TempDir()}, `plugin name "Bad_Name"`},
+		{[]string{"plugin", "new", "x", filepath.Join(t.TempDir(), "x"), "--sluice-path", t.TempDir()}, "not a Sluice checkout"},
+		{[]string{"plugin", "old"}, "Usage:"},
+	} {
+		errOut.Reset()
+		if code := run(tc.args, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v = %d %q, want an error containing %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+
+	bin := filepath.Join(dir, "hello")
+	for _, args := range [][]string{{"mod", "tidy"}, {"test", "./..."}, {"build", "-o", bin, "."}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %v in the new plugin: %v\n%s", args, err, b)
+		}
+	}
+	m := plugins.NewManager(plugins.Options{})
+	defer m.Close()
+	if errs := m.Sync(context.Background(), []plugins.Spec{{Name: "hello", Command: bin}}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	f, err := m.Filter("hello", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	h := f.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = r.Header.Get("X-Hello") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 200 || seen != "1" {
+		t.Errorf("through the new plugin: %d, X-Hello %q", rec.Code, seen)
+	}
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("X-Block", "1")
+	h.ServeHTTP(rec, req)
+	if rec.Code != 403 || !strings.Contains(rec.Body.String(), "blocked by hello") {
+		t.Errorf("blocked request: %d %q", rec.Code, rec.Body.String())
 	}
 }
