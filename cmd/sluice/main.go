@@ -28,6 +28,7 @@ Usage:
   sluice check [--config FILE] [--manifests DIR]
   sluice ca export [--config FILE]
   sluice filter new NAME [DIR]   (scaffold a Go filter; see sdk/README.md)
+  sluice plugin new NAME [DIR]   (scaffold a native plugin; see plugins/sdk)
   sluice version
 
 run     serves the routes of the manifests folder (standalone mode).
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return caCommand(args[1:], stdout, stderr)
 	case "filter":
 		return filterCommand(args[1:], stdout, stderr)
+	case "plugin":
+		return pluginCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sluice", versionString())
 		return 0
