@@ -121,6 +121,9 @@ func (g *Gateway) adminServer() *http.Server {
 		case g.live.Load() == nil:
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "no configuration loaded yet")
+		case g.Degraded() != "":
+			// Still serving the last routes: stay in the load balancer.
+			fmt.Fprintf(w, "ready (degraded: %s)\n", g.Degraded())
 		default:
 			fmt.Fprintln(w, "ready")
 		}

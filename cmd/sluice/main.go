@@ -31,7 +31,9 @@ Usage:
   sluice plugin new NAME [DIR]   (scaffold a native plugin; see plugins/sdk)
   sluice version
 
-run     serves the routes of the manifests folder (standalone mode).
+run     serves the routes of the manifests folder (standalone mode), or of
+        the Ingress objects of a cluster (cluster mode: --kubeconfig FILE or
+        --in-cluster).
 check   validates the config and manifests, prints the route table and every
         warning, and exits 1 if there is any warning. It serves nothing.
 `
@@ -87,10 +89,6 @@ func serveOrCheck(cmd string, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q\n", cmd, fs.Arg(0))
-		return 2
-	}
-	if fs.Changed("kubeconfig") || fs.Changed("in-cluster") {
-		fmt.Fprintln(stderr, "sluice run: cluster mode (--kubeconfig, --in-cluster) is not implemented yet; use --manifests DIR")
 		return 2
 	}
 	opts := core.Options{ConfigFile: *configFile, Env: os.Environ(), Flags: fs, LogOutput: stderr}

@@ -1,0 +1,156 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/sluicegw/sluice/core/internal/config"
+	"github.com/sluicegw/sluice/core/internal/kube"
+	"github.com/sluicegw/sluice/core/internal/model"
+)
+
+// newKubeSource makes the cluster-mode source. It reads the kubeconfig (or
+// the in-cluster service account) but contacts no server.
+func newKubeSource(cfg *config.Config, log *slog.Logger) (*kube.Source, error) {
+	client, err := kube.NewClient(kube.ClientOptions{
+		Kubeconfig: cfg.Kubeconfig,
+		InCluster:  cfg.InCluster,
+		QPS:        float32(cfg.Kube.QPS),
+		Burst:      cfg.Kube.Burst,
+		UserAgent:  "sluice",
+	})
+	if err != nil {
+		return nil, err
+	}
+	// client-go logs through klog, a process-wide logger: send it to ours
+	// so cluster mode keeps one log format.
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	src, err := kube.New(kube.Options{
+		Client:                client,
+		Namespace:             cfg.Kube.Namespace,
+		ReferencedSecretsOnly: cfg.Kube.Secrets == config.KubeSecretsReferenced,
+		HoldOff:               cfg.Kube.HoldOff,
+		Events:                cfg.Kube.Events,
+		Logger:                log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster mode: %w", err)
+	}
+	return src, nil
+}
+
+// Degraded returns "" when every route source works, else why one does
+// not (cluster mode: the API server is unreachable). The last routes are
+// still served: /readyz stays 200 and says so in its body.
+func (g *Gateway) Degraded() string {
+	if g.kube == nil {
+		return ""
+	}
+	return g.kube.Degraded()
+}
+
+// endpointsOnly is the EndpointSlice fast path (DESIGN.md): when snap
+// differs from the served snapshot only in backend endpoints (under the
+// same config), it updates the upstream pools in place and returns a state
+// that reuses the served route table and certificates; otherwise nil, and
+// the caller builds everything.
+//
+// Why compare snapshots instead of asking the source what changed: the
+// comparison is exact whatever the source (a manifest folder, informers)
+// and survives dropped or merged deliveries and failed builds, where a
+// "only EndpointSlices changed" hint from the source could be stale.
+func (g *Gateway) endpointsOnly(cfg *config.Config, snap *model.Snapshot, warnings []model.Warning) *state {
+	live := g.live.Load()
+	if live == nil || live.cfg != cfg || !sameExceptEndpoints(live.snap, snap) {
+		return nil
+	}
+	ok := true
+	forEachBackend(snap, func(b *model.Backend) {
+		ok = ok && g.pools.SetEndpoints(b.Name, b.Endpoints)
+	})
+	if !ok {
+		return nil // a pool is missing: let Sync create it
+	}
+	// Everything built from the snapshot (table, certificates, TLS
+	// policies, filter chains) is the same: keep it, and keep the warnings
+	// that building it gave.
+	next := *live
+	next.snap = snap
+	next.warnings = append(warnings, live.warnings[live.translated:]...)
+	next.translated = len(warnings)
+	next.built = time.Now()
+	return &next
+}
+
+func forEachBackend(s *model.Snapshot, f func(*model.Backend)) {
+	if s.DefaultBackend != nil {
+		f(s.DefaultBackend)
+	}
+	for _, vh := range s.Hosts {
+		for _, r := range vh.Routes {
+			if r.Backend != nil {
+				f(r.Backend)
+			}
+		}
+	}
+}
+
+// sameExceptEndpoints reports whether a and b are equal in everything but
+// their backends' endpoint lists. Fields are compared with reflect, so a
+// field added to the model later is compared too.
+func sameExceptEndpoints(a, b *model.Snapshot) bool {
+	if a == nil || b == nil || len(a.Hosts) != len(b.Hosts) {
+		return false
+	}
+	sa, sb := *a, *b
+	sa.Hosts, sb.Hosts = nil, nil
+	sa.DefaultBackend, sb.DefaultBackend = nil, nil
+	if !reflect.DeepEqual(sa, sb) || !sameBackend(a.DefaultBackend, b.DefaultBackend) {
+		return false
+	}
+	for i, ha := range a.Hosts {
+		hb := b.Hosts[i]
+		if ha == nil || hb == nil {
+			if ha != hb {
+				return false
+			}
+			continue
+		}
+		if len(ha.Routes) != len(hb.Routes) {
+			return false
+		}
+		va, vb := *ha, *hb
+		va.Routes, vb.Routes = nil, nil
+		if !reflect.DeepEqual(va, vb) {
+			return false
+		}
+		for j, ra := range ha.Routes {
+			rb := hb.Routes[j]
+			if ra == nil || rb == nil {
+				if ra != rb {
+					return false
+				}
+				continue
+			}
+			xa, xb := *ra, *rb
+			xa.Backend, xb.Backend = nil, nil
+			if !reflect.DeepEqual(xa, xb) || !sameBackend(ra.Backend, rb.Backend) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func sameBackend(a, b *model.Backend) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ba, bb := *a, *b
+	ba.Endpoints, bb.Endpoints = nil, nil
+	return reflect.DeepEqual(ba, bb)
+}
