@@ -189,13 +189,20 @@ func (g *Gateway) tlsPolicies(cfg *config.Config, snap *model.Snapshot) (*tlsmgr
 	var warnings []model.Warning
 	t := cfg.TLS
 	var defCAs *x509.CertPool
+	var defCRLs []*x509.RevocationList
 	if t.ClientAuth.CA != "" {
-		pool, err := readCAFile(t.ClientAuth.CA)
-		if err != nil {
-			warnings = append(warnings, model.Warning{Object: model.ObjectRef{Kind: "Config", Name: "tls.client_auth.ca"}, Message: err.Error() + "; no client certificate is accepted"})
-			pool = x509.NewCertPool()
+		b := &model.CABundle{}
+		var err error
+		if b.PEM, err = os.ReadFile(t.ClientAuth.CA); err == nil && t.ClientAuth.CRL != "" {
+			b.CRLPEM, err = os.ReadFile(t.ClientAuth.CRL)
 		}
-		defCAs = pool
+		if err == nil {
+			defCAs, defCRLs, err = parseCABundle(b)
+		}
+		if err != nil {
+			warnings = append(warnings, model.Warning{Object: model.ObjectRef{Kind: "Config", Name: "tls.client_auth"}, Message: err.Error() + "; no client certificate is accepted"})
+			defCAs, defCRLs = x509.NewCertPool(), nil
+		}
 	}
 	hosts := make(map[string]tlsmgr.HostPolicy, len(snap.Hosts))
 	for _, vh := range snap.Hosts {
@@ -208,6 +215,7 @@ func (g *Gateway) tlsPolicies(cfg *config.Config, snap *model.Snapshot) (*tlsmgr
 			ClientAuth: tlsmgr.ClientAuth{
 				Verify: tlsmgr.Verify(t.ClientAuth.Verify),
 				CAs:    defCAs,
+				CRLs:   defCRLs,
 				Depth:  t.ClientAuth.Depth,
 			},
 		}
@@ -254,12 +262,13 @@ func (g *Gateway) tlsPolicies(cfg *config.Config, snap *model.Snapshot) (*tlsmgr
 // parseCABundle parses a bundle translate has checked. An empty bundle (an
 // unusable Secret) gives an empty pool: every client is refused.
 func parseCABundle(b *model.CABundle) (*x509.CertPool, []*x509.RevocationList, error) {
-	pool := x509.NewCertPool()
+	refuse := x509.NewCertPool()
 	if len(b.PEM) == 0 {
-		return pool, nil, errors.New("no usable ca.crt")
+		return refuse, nil, errors.New("no CA certificates")
 	}
+	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b.PEM) {
-		return x509.NewCertPool(), nil, errors.New("ca.crt has no certificate")
+		return refuse, nil, errors.New("CA bundle has no PEM certificate")
 	}
 	var crls []*x509.RevocationList
 	for rest := b.CRLPEM; ; {
@@ -269,10 +278,13 @@ func parseCABundle(b *model.CABundle) (*x509.CertPool, []*x509.RevocationList, e
 			break
 		}
 		crl, err := x509.ParseRevocationList(blk.Bytes)
-		if err != nil {
-			return x509.NewCertPool(), nil, fmt.Errorf("ca.crl: %w", err)
+		if err != nil || blk.Type != "X509 CRL" {
+			return refuse, nil, fmt.Errorf("CRL %d (PEM %q): not a CRL: %v", len(crls), blk.Type, err)
 		}
 		crls = append(crls, crl)
+	}
+	if len(b.CRLPEM) > 0 && len(crls) == 0 {
+		return refuse, nil, errors.New("CRL has no PEM X509 CRL")
 	}
 	return pool, crls, nil
 }

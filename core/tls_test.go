@@ -63,8 +63,14 @@ func TestTLSPolicies(t *testing.T) {
 	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	revoked, _ := testcert.Leaf(ca, []string{"mallory"}, testcert.Options{Client: true})
+	crl, _ := testcert.CRL(ca, revoked.Cert)
+	crlFile := filepath.Join(t.TempDir(), "ca.crl")
+	if err := os.WriteFile(crlFile, crl, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := config.Default()
-	cfg.TLS.ClientAuth = config.ClientAuth{Verify: "on", CA: caFile, Depth: 1}
+	cfg.TLS.ClientAuth = config.ClientAuth{Verify: "on", CA: caFile, CRL: crlFile, Depth: 1}
 	cfg.TLS.HSTS = config.HSTS{MaxAge: time.Hour, IncludeSubdomains: true}
 	g := testGateway(t, cfg)
 	off, yes, zero := "off", true, time.Duration(0)
@@ -78,8 +84,15 @@ func TestTLSPolicies(t *testing.T) {
 	if len(warnings) != 1 || warnings[0].Object.Name != "b" {
 		t.Fatalf("warnings %v, want one for the broken CA of Ingress ns/b", warnings)
 	}
+	// A CRL file that holds no CRL: every default host refuses clients.
+	bad := *cfg
+	bad.TLS.ClientAuth.CRL = caFile
+	_, warnings = g.tlsPolicies(&bad, &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test"}}})
+	if len(warnings) != 1 || warnings[0].Object.Name != "tls.client_auth" {
+		t.Fatalf("warnings %v, want one naming tls.client_auth", warnings)
+	}
 	d := pol.Lookup("default.test")
-	if d == nil || !d.ClientAuth.Enabled() || d.ClientAuth.CAs == nil || d.HSTS != "max-age=3600; includeSubDomains" || !d.TLS || !d.Redirect {
+	if d == nil || !d.ClientAuth.Enabled() || d.ClientAuth.CAs == nil || len(d.ClientAuth.CRLs) != 1 || d.HSTS != "max-age=3600; includeSubDomains" || !d.TLS || !d.Redirect {
 		t.Errorf("default.test: %+v", d)
 	}
 	if o := pol.Lookup("open.test"); o == nil || o.ClientAuth.Enabled() || o.HSTS != "" {

@@ -97,6 +97,8 @@ type ClientAuth struct {
 	Verify string `koanf:"verify"`
 	// CA is a PEM file of the client CAs.
 	CA string `koanf:"ca"`
+	// CRL is an optional PEM file of revocation lists signed by those CAs.
+	CRL string `koanf:"crl"`
 	// Depth is the most CA certificates above the client certificate in a
 	// verified chain (as nginx's ssl_verify_depth).
 	Depth int `koanf:"depth"`
@@ -186,6 +188,9 @@ func (t *TLS) validate(bad func(key, format string, args ...any)) {
 	}
 	if (t.ClientAuth.Verify == VerifyOn || t.ClientAuth.Verify == VerifyOptional) && t.ClientAuth.CA == "" {
 		bad("tls.client_auth.ca", "must be set when tls.client_auth.verify is %s", t.ClientAuth.Verify)
+	}
+	if t.ClientAuth.CRL != "" && t.ClientAuth.CA == "" {
+		bad("tls.client_auth.crl", "set without tls.client_auth.ca")
 	}
 	if t.ClientAuth.Depth < 1 || t.ClientAuth.Depth > 16 {
 		bad("tls.client_auth.depth", "%d is outside 1..16", t.ClientAuth.Depth)

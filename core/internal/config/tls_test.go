@@ -69,6 +69,8 @@ func TestTLSValidate(t *testing.T) {
 		{"tls: {client_auth: {verify: yes}}", `config key tls.client_auth.verify: "yes" is not one of on, optional, optional_no_ca, off`},
 		{"tls: {client_auth: {verify: \"on\"}}", "config key tls.client_auth.ca: must be set when tls.client_auth.verify is on"},
 		{"tls: {client_auth: {depth: 0}}", "config key tls.client_auth.depth: 0 is outside 1..16"},
+		{"tls: {client_auth: {crl: x.crl}}", "config key tls.client_auth.crl: set without tls.client_auth.ca"},
+		{"tls: {certificates: [{cert: a.pem}]}", "config key tls.certificates: [0]: cert and key must both be set"},
 		{"tls: {redirect: {port: 70000}}", "config key tls.redirect.port: 70000 is not a port"},
 		{"tls: {hsts: {max_age: -1s}}", "config key tls.hsts.max_age: -1s is negative"},
 		{"tls: {on_demand: {enabeld: true}}", `unknown key "tls.on_demand.enabeld" (did you mean "tls.on_demand.enabled"?)`},
