@@ -320,13 +320,13 @@ func (g *Gateway) plainHandler(next http.Handler) http.Handler {
 		st := g.live.Load()
 		if st != nil && !tlsmgr.IsChallengePath(r) {
 			host := hostOnly(r.Host)
-			if hp := st.policies.Lookup(host); hp != nil && hp.TLS && hp.Redirect {
-				port := st.cfg.TLS.Redirect.Port
-				if port == 0 {
-					port = int(g.tls.httpsPort.Load())
-				}
+			port := st.cfg.TLS.Redirect.Port
+			if port == 0 {
+				port = int(g.tls.httpsPort.Load()) // 0: no HTTPS listener, no redirect
+			}
+			if hp := st.policies.Lookup(host); hp != nil && hp.TLS && hp.Redirect && port != 0 {
 				target := "https://" + host
-				if port != 0 && port != 443 {
+				if port != 443 {
 					target = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 				}
 				http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)

@@ -152,6 +152,14 @@ func TestPlainHandlerRedirect(t *testing.T) {
 	if rec.Header().Get("Location") != "https://tls.test/x" {
 		t.Errorf("port 443: %q", rec.Header().Get("Location"))
 	}
+	// No HTTPS listener and no redirect.port: nothing to redirect to.
+	g.live.Store(&state{cfg: cfg, snap: snap, policies: pol})
+	g.tls.httpsPort.Store(0)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://tls.test/x", nil))
+	if rec.Code != 299 {
+		t.Errorf("without HTTPS listener: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
 }
 
 func TestSecureHandlerMisdirected(t *testing.T) {
