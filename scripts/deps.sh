@@ -22,3 +22,7 @@ need_apt() { # need_apt COMMAND PACKAGE
 command -v go >/dev/null || { echo "deps: go is missing (want Go 1.26+)" >&2; exit 1; }
 need_apt git git
 need_apt pebble pebble # the ACME CA of the TLS tests; ships pebble-challtestsrv
+need_apt ip iproute2 # network namespaces: the cluster e2e backends
+# kube-apiserver + etcd for the cluster e2e tests: built once (12-25 min
+# cold), cached outside the repo (~/.cache/sluice/kube-assets), then reused.
+bash "$(dirname "$0")/kube-assets.sh" >/dev/null
