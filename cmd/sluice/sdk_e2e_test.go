@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/internal/testcert"
+	"github.com/sluicegw/sluice/wasm/filtertest"
+)
+
+// wazeroCache is the compilation cache the SDK tests share with each other
+// and with later runs: a 3 MB standard-Go guest takes seconds to compile,
+// over a minute in a -race gateway on a busy machine; cached, milliseconds.
+// Entries are keyed by module digest and wazero version.
+var wazeroCache = filepath.Join(os.TempDir(), "sluice-test-wazero-cache")
+
+var peerlimit struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// peerlimitWasm builds examples/filters/peerlimit once per test binary.
+func peerlimitWasm(t *testing.T) string {
+	t.Helper()
+	peerlimit.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-peerlimit-")
+		if err != nil {
+			peerlimit.err = err
+			return
+		}
+		peerlimit.path = filepath.Join(dir, "peerlimit.wasm")
+		peerlimit.err = filtertest.BuildGo(filepath.Join(repoRoot(t), "examples", "filters", "peerlimit"), peerlimit.path)
+	})
+	if peerlimit.err != nil {
+		t.Fatal(peerlimit.err)
+	}
+	return peerlimit.path
+}
+
+// TestSDKFilterThroughGateway: a standard-Go filter written with the SDK
+// (examples/filters/peerlimit) on an mTLS route of the real gateway
+// process reads the client certificate the gateway verified
+// (sluice.tls_peer_*) and takes tokens from its bucket (sluice.rate_take).
+func TestSDKFilterThroughGateway(t *testing.T) {
+	module := peerlimitWasm(t)
+	be := startBackend(t, "web", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "identity=%s cert=%s\n", r.Header.Get("X-Client-Identity"), r.Header.Get("X-Client-Cert"))
+	}))
+	clientCA, err := testcert.CA("client ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := testcert.Leaf(clientCA, []string{"alice"}, testcert.Options{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := testcert.Leaf(clientCA, []string{"bob"}, testcert.Options{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, roots := tlsSecret(t, "id-tls", "id.test")
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be)+"---\n"+secret+`---
+apiVersion: v1
+kind: Secret
+metadata: {name: client-ca, namespace: default}
+data:
+  ca.crt: `+base64.StdEncoding.EncodeToString(clientCA.CertPEM)+"\n")
+	ing := filteredIngress("id", "id.test", "web",
+		"name: peerlimit\nmodule: file://"+module+"\nconfig: {rate: 1, period_ms: 60000, burst: 2, require_cert: true}")
+	ing = strings.Replace(ing, "  annotations:\n", "  annotations:\n    sluice.io/client-verify: \"on\"\n    sluice.io/client-ca-secret: client-ca\n", 1)
+	ing += "  tls: [{hosts: [id.test], secretName: id-tls}]\n"
+	// The filter's route is added once the gateway listens: the first
+	// snapshot is built before the listeners open, and a cold compile of
+	// the guest in a -race gateway can take longer than startGateway
+	// waits. Meanwhile the gateway serves; the route appears when its
+	// filter is loaded.
+	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+	replaceFile(t, filepath.Join(dir, "id.yaml"), ing)
+
+	get := func(who *testcert.Pair) (int, string, http.Header) {
+		t.Helper()
+		c := httpsClient(g.addr("https"), roots, who.TLSCertificate())
+		resp, err := c.Get("https://id.test/")
+		if err != nil {
+			t.Fatalf("GET as %s: %v", who.Cert.Subject, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	waitUntil(t, 4*time.Minute, "the filtered route", func() bool {
+		c := httpsClient(g.addr("https"), roots, bob.TLSCertificate())
+		resp, err := c.Get("https://id.test/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if strings.Contains(g.Log(), "invalid object") {
+		t.Fatalf("the manifests produced warnings:\n%s", g.Log())
+	}
+	aliceID := "identity=" + alice.Cert.Subject.String() + " cert=verified\n"
+	for i, want := range []struct {
+		who    *testcert.Pair
+		status int
+		body   string
+	}{
+		{alice, 200, aliceID},
+		{alice, 200, aliceID},
+		{alice, 429, "rate limit exceeded for " + alice.Cert.Subject.String()},   // burst 2 used up
+		{bob, 200, "identity=" + bob.Cert.Subject.String() + " cert=verified\n"}, // bob has his own bucket (one token left)
+	} {
+		status, body, hdr := get(want.who)
+		if status != want.status || !strings.Contains(body, want.body) {
+			t.Fatalf("request %d: %d %q, want %d with %q", i, status, body, want.status, want.body)
+		}
+		if status == 429 && hdr.Get("Retry-After") != "60" {
+			t.Errorf("request %d: Retry-After %q, want 60", i, hdr.Get("Retry-After"))
+		}
+	}
+	if !strings.HasPrefix(alice.Cert.Subject.String(), "CN=alice") {
+		t.Errorf("subject %q: the identity is not the certificate's", alice.Cert.Subject)
+	}
+}
+
+// TestFilterNew scaffolds a filter with the real binary, then runs what
+// its README promises: make build, make test (native), make wasmtest (the
+// .wasm in a real host through wasm/filtertest). The Go commands run
+// offline against the module cache (GOPROXY=off): the scaffold points at
+// this checkout.
+func TestFilterNew(t *testing.T) {
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatal("make is needed: apt-get install -y make")
+	}
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	work := t.TempDir()
+	dir := filepath.Join(work, "hello")
+	cmd := exec.Command(binary, "filter", "new", "hello", dir, "--sluice-dir", repoRoot(t))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sluice filter new: %v\n%s", err, out)
+	}
+	for _, target := range []string{"build", "test", "wasmtest"} {
+		cmd := exec.Command(makeBin, target, "GO="+gobin)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOSUMDB=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make %s: %v\n%s", target, err, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "hello.wasm"))
+	if err != nil {
+		t.Fatalf("make build wrote no hello.wasm: %v", err)
+	}
+	if !bytes.HasPrefix(b, []byte("\x00asm")) {
+		t.Fatal("hello.wasm is not a WebAssembly module")
+	}
+}
+
+func TestFilterNewErrors(t *testing.T) {
+	full := t.TempDir()
+	writeFile(t, filepath.Join(full, "x"), "")
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"filter"}, 2, "Usage"},
+		{[]string{"filter", "new"}, 2, "Usage"},
+		{[]string{"filter", "new", "Bad_Name", t.TempDir()}, 1, `filter name "Bad_Name"`},
+		{[]string{"filter", "new", "ok", full}, 1, "exists and is not empty"},
+		{[]string{"filter", "new", "ok", filepath.Join(t.TempDir(), "ok"), "--sluice-dir", t.TempDir()}, 1, "not a Sluice checkout"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(tc.args, &out, &errOut); code != tc.code || !strings.Contains(errOut.String(), tc.msg) {
+			t.Errorf("sluice %v = %d %q, want %d with %q", tc.args, code, errOut.String(), tc.code, tc.msg)
+		}
+	}
+}
