@@ -17,6 +17,7 @@ run: build
 # Install what the tests need (when missing), check the tree, run every test.
 test: deps check
 	$(GO) test $(GOFLAGS_TEST) ./...
+	cd sdk && $(GO) test $(GOFLAGS_TEST) ./...
 
 deps:
 	./scripts/deps.sh
@@ -26,6 +27,7 @@ check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... | tee $(BIN)/bench-new.txt
