@@ -1,0 +1,187 @@
+package filtertest_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/wasm"
+	"github.com/sluicegw/sluice/wasm/filtertest"
+)
+
+// The SDK's per-request cost, measured in one run against a no-filter
+// baseline: BENCHMARKS.sdk.md has the numbers and the command.
+
+var goGuests struct {
+	once  sync.Once
+	paths map[string]string
+	err   error
+}
+
+// goGuest builds testdata/NAME (a standard-Go filter using the SDK) once
+// per test binary.
+func goGuest(b *testing.B, name string) string {
+	goGuests.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-sdk-bench-")
+		if err != nil {
+			goGuests.err = err
+			return
+		}
+		goGuests.paths = map[string]string{}
+		for _, n := range []string{"gonoop", "goheaders"} {
+			p := filepath.Join(dir, n+".wasm")
+			if err := filtertest.BuildGo(filepath.Join("testdata", n), p); err != nil {
+				goGuests.err = err
+				return
+			}
+			goGuests.paths[n] = p
+		}
+	})
+	if goGuests.err != nil {
+		b.Fatal(goGuests.err)
+	}
+	return goGuests.paths[name]
+}
+
+// benchWriter is a reusable ResponseWriter: the baseline costs nothing but
+// the handler call.
+type benchWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *benchWriter) WriteHeader(code int)        { w.code = code }
+
+var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+
+func benchRequest() *http.Request {
+	r, _ := http.NewRequest(http.MethodGet, "http://shop.test/cart?id=7", nil)
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("User-Agent", "bench/1.0")
+	r.Header.Set("X-Request-Id", "5b1f0c7e-2f7a-4c1e-9f4e-3f8f2a9b6c01")
+	return r
+}
+
+type benchFilter struct {
+	host    *wasm.Host
+	filter  *wasm.Filter
+	metrics *wasm.MemoryMetrics
+}
+
+func newBenchFilter(b *testing.B, path string, env map[string]string) *benchFilter {
+	ctx := context.Background()
+	m := &wasm.MemoryMetrics{}
+	h, err := wasm.NewHost(ctx, wasm.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, GuestEnv: env})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Close(ctx) })
+	f, err := h.NewFilter(ctx, wasm.FilterSpec{Name: "bench", Module: wasm.Source{Path: path}, Pool: wasm.PoolConfig{Min: 1, Max: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(f.Close)
+	return &benchFilter{host: h, filter: f, metrics: m}
+}
+
+// pages is the guest's linear memory, as the guest reports it.
+func (bf *benchFilter) pages() int64 { return bf.metrics.Get("bench", "memory_pages") }
+
+// BenchmarkSDKRequest: one request through the filter's middleware to a
+// no-op upstream handler, on one pooled instance. "none" is the
+// baseline; a filter's cost is its time minus the baseline's.
+func BenchmarkSDKRequest(b *testing.B) {
+	for _, tc := range []struct{ name, path string }{
+		{"none", ""},
+		{"go-noop", "gonoop"},
+		{"go-headers", "goheaders"},
+		{"wat-noop", "../testdata/noop.wasm"},
+		{"wat-headers", "../testdata/headers.wasm"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var handler http.Handler = ok
+			switch {
+			case tc.path == "":
+			case filepath.Ext(tc.path) == ".wasm":
+				handler = newBenchFilter(b, tc.path, nil).filter.Middleware(ok)
+			default:
+				handler = newBenchFilter(b, goGuest(b, tc.path), nil).filter.Middleware(ok)
+			}
+			w, r := &benchWriter{h: http.Header{}}, benchRequest()
+			b.ReportAllocs()
+			for b.Loop() {
+				handler.ServeHTTP(w, r)
+			}
+			if w.code != 200 {
+				b.Fatalf("status %d", w.code)
+			}
+		})
+	}
+}
+
+// BenchmarkSDKGuestMemory sends 100,000 requests through one instance of
+// a standard-Go filter and reports its linear memory after warm-up (1,000
+// requests) and at the end, and the latency tail (the guest's own GC runs
+// on the request path). Environments: the host's default (GOGC=25; the
+// SDK adds its 4 MiB soft memory limit), the same without the SDK's limit
+// (GOMEMLIMIT=off), and a host that leaves GOGC at 100.
+// Run with -benchtime=1x: one op is the 100,000 requests.
+func BenchmarkSDKGuestMemory(b *testing.B) {
+	const n, warm = 100_000, 1_000
+	for _, guest := range []string{"gonoop", "goheaders"} {
+		for _, env := range []struct {
+			name string
+			env  map[string]string
+		}{
+			{"default", nil},
+			{"no-sdk-limit", map[string]string{"GOGC": "25", "GOMEMLIMIT": "off"}},
+			{"gogc100", map[string]string{"GOGC": "100"}},
+		} {
+			b.Run(guest+"/"+env.name, func(b *testing.B) {
+				bf := newBenchFilter(b, goGuest(b, guest), env.env)
+				handler := bf.filter.Middleware(ok)
+				w, r := &benchWriter{h: http.Header{}}, benchRequest()
+				lat := make([]time.Duration, n)
+				var afterWarm int64
+				for b.Loop() {
+					for i := range n {
+						clear(w.h)
+						t0 := time.Now()
+						handler.ServeHTTP(w, r)
+						lat[i] = time.Since(t0)
+						if i == warm-1 {
+							afterWarm = bf.pages()
+						}
+					}
+				}
+				if s := bf.filter.Stats(); s.Traps+s.Deadlines+s.MemoryCaps != 0 || w.code != 200 {
+					b.Fatalf("status %d, stats %+v", w.code, s)
+				}
+				slices.Sort(lat)
+				b.ReportMetric(float64(afterWarm), "pages@1k")
+				b.ReportMetric(float64(bf.pages()), "pages@100k")
+				b.ReportMetric(float64(lat[n/2].Nanoseconds()), "p50-ns")
+				b.ReportMetric(float64(lat[n*999/1000].Nanoseconds()), "p99.9-ns")
+				b.ReportMetric(float64(lat[n-1].Nanoseconds()), "max-ns")
+			})
+		}
+	}
+}
+
+func ExampleBuildGo() {
+	// In a filter's test: build the filter in the parent folder once
+	// (TestMain), then load it with Load or New.
+	if err := filtertest.BuildGo("..", filepath.Join(os.TempDir(), "myfilter.wasm")); err != nil {
+		fmt.Println(err)
+	}
+}
