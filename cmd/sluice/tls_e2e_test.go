@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -69,9 +70,15 @@ type pebble struct {
 	log      *lockedBuffer // pebble's own output
 }
 
+// pebbleOptions vary a pebble start.
+type pebbleOptions struct {
+	eab map[string]string // key ID → base64url MAC key; non-nil requires EAB
+	env []string          // more PEBBLE_* variables
+}
+
 // startPebble starts pebble-challtestsrv and pebble, validating challenges
 // on httpPort (HTTP-01) and tlsPort (TLS-ALPN-01). Both stop with the test.
-func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
+func startPebble(t *testing.T, httpPort, tlsPort int, opts pebbleOptions) *pebble {
 	t.Helper()
 	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -97,7 +104,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 	dns := freeUDPPort(t)
 	p.dir = fmt.Sprintf("https://127.0.0.1:%d/dir", ports[0])
 	p.mgmt = fmt.Sprintf("https://127.0.0.1:%d", ports[1])
-	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+	pcfg := map[string]any{
 		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"certificate":                    filepath.Join(dir, "cert.pem"),
@@ -105,8 +112,12 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 		"httpPort":                       httpPort,
 		"tlsPort":                        tlsPort,
 		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-	}})
+		"externalAccountBindingRequired": opts.eab != nil,
+	}
+	if opts.eab != nil {
+		pcfg["externalAccountMACKeys"] = opts.eab
+	}
+	cfg, _ := json.Marshal(map[string]any{"pebble": pcfg})
 	writeFile(t, filepath.Join(dir, "pebble.json"), string(cfg))
 
 	run := func(name string, env []string, args ...string) *lockedBuffer {
@@ -129,7 +140,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 	run("pebble-challtestsrv", nil,
 		"-dns01", fmt.Sprintf("127.0.0.1:%d", dns), "-http01", "", "-https01", "", "-tlsalpn01", "",
 		"-management", fmt.Sprintf("127.0.0.1:%d", ports[2]), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	p.log = run("pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"},
+	p.log = run("pebble", append([]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}, opts.env...),
 		"-config", filepath.Join(dir, "pebble.json"), "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dns), "-strict=false")
 
 	c := p.client()
@@ -151,17 +162,30 @@ func (p *pebble) client() *http.Client {
 // roots returns the pool of pebble's current root (new at every start).
 func (p *pebble) roots(t *testing.T) *x509.CertPool {
 	t.Helper()
-	resp, err := p.client().Get(p.mgmt + "/roots/0")
+	pool := x509.NewCertPool()
+	pool.AddCert(p.root(t, 0))
+	return pool
+}
+
+// root returns pebble's root number i (0 is the default chain's; more with
+// PEBBLE_ALTERNATE_ROOTS).
+func (p *pebble) root(t *testing.T, i int) *x509.Certificate {
+	t.Helper()
+	resp, err := p.client().Get(fmt.Sprintf("%s/roots/%d", p.mgmt, i))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(body) {
-		t.Fatalf("pebble /roots/0: no PEM certificate in %q", body)
+	blk, _ := pem.Decode(body)
+	if blk == nil {
+		t.Fatalf("pebble /roots/%d: no PEM certificate in %q", i, body)
 	}
-	return pool
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatalf("pebble /roots/%d: %v", i, err)
+	}
+	return c
 }
 
 type lockedBuffer struct {
@@ -229,12 +253,24 @@ func tlsStats(t *testing.T, g *gateway) map[string]int64 {
 	return out
 }
 
-// acmeGateway starts pebble and a gateway using it, with extraTLS appended
-// to the gateway's tls.acme section, and the manifests in files.
-func acmeGateway(t *testing.T, acmeExtra, tlsExtra string, files map[string]string) (*gateway, *pebble) {
+// acmeSetup varies acmeGateway.
+type acmeSetup struct {
+	acme   string               // lines appended to the tls.acme section
+	tls    string               // lines appended to the tls section
+	acmeOf func(*pebble) string // more tls.acme lines that depend on the running pebble
+	pebble pebbleOptions
+}
+
+// acmeGateway starts pebble and a gateway using it as set up, with the
+// manifests in files.
+func acmeGateway(t *testing.T, setup acmeSetup, files map[string]string) (*gateway, *pebble) {
 	t.Helper()
 	ports := freePorts(t, 2)
-	p := startPebble(t, ports[0], ports[1])
+	p := startPebble(t, ports[0], ports[1], setup.pebble)
+	acmeExtra := setup.acme
+	if setup.acmeOf != nil {
+		acmeExtra += "\n" + setup.acmeOf(p)
+	}
 	dir := t.TempDir()
 	mdir := filepath.Join(dir, "manifests")
 	if err := os.Mkdir(mdir, 0o755); err != nil {
@@ -255,7 +291,7 @@ tls:
     trusted_roots: %s
 %s
 %s
-`, filepath.Join(dir, "storage"), p.dir, p.apiCA, acmeExtra, tlsExtra))
+`, filepath.Join(dir, "storage"), p.dir, p.apiCA, acmeExtra, setup.tls))
 	g := startGateway(t, "--config", cfg, "--manifests", mdir,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		"--https-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]))
@@ -305,7 +341,12 @@ func waitServed(t *testing.T, g *gateway, host string, roots *x509.CertPool) *ht
 
 func TestACMEHTTP01(t *testing.T) {
 	b := startBackend(t, "web", nil)
-	g, p := acmeGateway(t, "    disable_tlsalpn_challenge: true", "", webFiles(t, b, webSpec))
+	// Pebble requires external account binding here: the eab keys reach
+	// the CA.
+	g, p := acmeGateway(t, acmeSetup{
+		acme:   "    disable_tlsalpn_challenge: true\n    eab: {key_id: kid-1, mac_key: zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W}",
+		pebble: pebbleOptions{eab: map[string]string{"kid-1": "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"}},
+	}, webFiles(t, b, webSpec))
 	resp := waitServed(t, g, "web.test", p.roots(t))
 	if resp.Header.Get("X-Backend") != "web" {
 		t.Fatalf("answered by %q", resp.Header.Get("X-Backend"))
@@ -371,7 +412,7 @@ spec:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
 `, base64.StdEncoding.EncodeToString(clientCA.CertPEM))
-	g, p := acmeGateway(t, "    disable_http_challenge: true", "", files)
+	g, p := acmeGateway(t, acmeSetup{acme: "    disable_http_challenge: true"}, files)
 	roots := p.roots(t)
 	waitServed(t, g, "web.test", roots)
 	g.waitLog(t, "certificate obtained", "secure.test")
@@ -415,7 +456,7 @@ func TestACMEOnDemand(t *testing.T) {
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
 `
-	g, p := acmeGateway(t, "", "  on_demand: {enabled: true, rate: {burst: 2, interval: 1h}}", webFiles(t, b, spec))
+	g, p := acmeGateway(t, acmeSetup{tls: "  on_demand: {enabled: true, rate: {burst: 2, interval: 1h}}"}, webFiles(t, b, spec))
 	roots := p.roots(t)
 
 	start := time.Now()
@@ -718,4 +759,22 @@ func TestMTLSSpoofedIdentityStripped(t *testing.T) {
 func noRedirect(manifest string) string {
 	return strings.Replace(manifest, `creationTimestamp: "2026-01-01T00:00:00Z"}`,
 		`creationTimestamp: "2026-01-01T00:00:00Z", annotations: {sluice.io/ssl-redirect: "false"}}`, 1)
+}
+
+// The CA offers two chains (pebble's alternate root); preferred_chains
+// picks the one ending at the named root.
+func TestACMEPreferredChain(t *testing.T) {
+	b := startBackend(t, "web", nil)
+	g, p := acmeGateway(t, acmeSetup{
+		pebble: pebbleOptions{env: []string{"PEBBLE_ALTERNATE_ROOTS=1"}},
+		acmeOf: func(p *pebble) string {
+			return fmt.Sprintf("    preferred_chains: {root_common_name: [%q]}", p.root(t, 1).Subject.CommonName)
+		},
+	}, webFiles(t, b, webSpec))
+	alt := x509.NewCertPool()
+	alt.AddCert(p.root(t, 1))
+	waitServed(t, g, "web.test", alt)
+	if _, err := tlsDial(g.addr("https"), "web.test", &tls.Config{RootCAs: p.roots(t)}); err == nil {
+		t.Fatal("the served chain verifies against the default root too: the preference was not applied")
+	}
 }
