@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"golang.org/x/net/http/httpguts"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -297,6 +298,14 @@ func apply(r *http.Request, act *RequestAction) (*http.Request, error) {
 	if len(act.SetHeader) > 0 || len(act.RemoveHeader) > 0 {
 		out.Header = r.Header.Clone()
 		for k, vs := range act.SetHeader {
+			if !httpguts.ValidHeaderFieldName(k) {
+				return nil, fmt.Errorf("header name %q is invalid", k)
+			}
+			for _, v := range vs {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					return nil, fmt.Errorf("header %s: value %q is invalid", k, v)
+				}
+			}
 			k = http.CanonicalHeaderKey(k)
 			if k == "Host" {
 				if len(vs) > 0 {

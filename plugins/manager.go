@@ -121,7 +121,8 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
 // the first launch of every plugin it starts and returns one error per
 // plugin that did not come up; such a plugin keeps retrying with backoff
 // and its requests follow its failure policy meanwhile. A replaced plugin
-// serves until its successor is up (or failed its first launch).
+// serves until its successor is up; if the successor's first launch fails,
+// the successor is dropped and the previous process keeps serving.
 func (m *Manager) Sync(ctx context.Context, specs []Spec) []error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -181,6 +182,12 @@ func (m *Manager) Sync(ctx context.Context, specs []Spec) []error {
 		case err = <-st.p.first:
 		case <-ctx.Done():
 			err = ctx.Err()
+		}
+		if err != nil && st.old != nil {
+			// Keep what works: the previous process serves on.
+			st.p.stop()
+			errs = append(errs, fmt.Errorf("plugin %s: the new version did not start; the previous one keeps serving: %w", st.p.spec.Name, err))
+			continue
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("plugin %s: %w", st.p.spec.Name, err))

@@ -330,3 +330,22 @@ func mustRead(t *testing.T, p string) []byte {
 }
 
 var _ http.Handler = (*handler)(nil)
+
+// TestBadUpgradeKeepsOld: a new version that cannot start does not replace
+// the running one.
+func TestBadUpgradeKeepsOld(t *testing.T) {
+	m, _ := newManager(t)
+	mustSync(t, m, Spec{Name: "p", Command: testPlugin})
+	pid := m.PID("p")
+	errs := m.Sync(context.Background(), []Spec{{Name: "p", Command: testPlugin, Config: []byte(`{"mode":"badconfig"}`)}})
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "the previous one keeps serving") {
+		t.Fatalf("Sync = %v", errs)
+	}
+	if got := m.PID("p"); got != pid {
+		t.Fatalf("the running plugin was replaced: %d → %d", pid, got)
+	}
+	f, _ := m.Filter("p", nil, nil)
+	if resp := serve(f.Middleware(upstream)); resp.StatusCode != 200 {
+		t.Fatalf("the kept plugin answered %d", resp.StatusCode)
+	}
+}
