@@ -696,6 +696,15 @@ func TestMTLSPerHost(t *testing.T) {
 
 func TestMTLSHostMustMatchSNI(t *testing.T) {
 	f := startMTLS(t)
+	// HTTP/2 is negotiated on an mTLS host too (its own tls.Config).
+	conn, err := tlsDial(f.g.addr("https"), "strict.test", &tls.Config{RootCAs: f.serverRoot, Certificates: []tls.Certificate{f.good}, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q on strict.test, want h2", p)
+	}
+	conn.Close()
 	// Verified on strict.test, asking for open.test over the same
 	// connection, and the other way round: 421 both times.
 	for _, tc := range []struct{ sni, host string }{
