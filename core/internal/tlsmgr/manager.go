@@ -21,13 +21,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -496,14 +494,4 @@ func (m *Manager) Close() error {
 		m.cache.Stop()
 	}
 	return nil
-}
-
-// PortOf returns the port of a bound "host:port" address, or 0.
-func PortOf(addr string) int {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }
