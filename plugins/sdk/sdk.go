@@ -21,6 +21,7 @@ package sdk
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -75,8 +76,10 @@ func Deny(status int, body string) *RequestAction {
 
 // Logger returns a logger whose records the gateway logs as its own,
 // with the plugin's name, at the record's level.
-func Logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{
+func Logger() *slog.Logger { return newLogger(os.Stderr) }
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level: slog.LevelDebug,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) > 0 {
