@@ -10,16 +10,25 @@ import (
 	"github.com/sluicegw/sluice/sdk/internal/abi"
 )
 
-// DefaultMemoryLimit is the soft limit of the Go heap the SDK sets in the
-// guest when the host's environment sets no GOMEMLIMIT (see init).
-const DefaultMemoryLimit = 4 << 20
+// Runtime settings the SDK applies in init when the host's environment
+// does not set them (see RATIONALE.sdk.md, "Why does the SDK set GOGC and
+// a memory limit?"). Sluice sets GOGC=25 itself; other http-wasm hosts
+// may set nothing.
+const (
+	// DefaultGCPercent is the GOGC of a guest whose environment has none.
+	DefaultGCPercent = 25
+	// DefaultMemoryLimit is the soft limit of the Go runtime's memory
+	// when the environment sets no GOMEMLIMIT.
+	DefaultMemoryLimit = 4 << 20
+)
 
-// init tunes the Go runtime for a guest that lives in a pool and answers
-// many short calls (RATIONALE.sdk.md "Why a guest memory limit?"): the
-// host sets GOGC=25 in the environment by default; the SDK adds a soft
-// memory limit so that linear memory, which never shrinks, stays bounded
-// even when a host runs the guest with another GOGC.
+// init bounds linear memory, which never shrinks: a pooled guest answers
+// many short calls, and the heap the Go runtime grows to is kept for the
+// instance's life.
 func init() {
+	if _, set := syscall.Getenv("GOGC"); !set {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 	if _, set := syscall.Getenv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(DefaultMemoryLimit)
 	}

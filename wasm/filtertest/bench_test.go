@@ -129,38 +129,51 @@ func BenchmarkSDKRequest(b *testing.B) {
 	}
 }
 
-// BenchmarkSDKGuestMemory sends 100,000 requests through one instance of
-// a standard-Go filter and reports its linear memory after warm-up (1,000
-// requests) and at the end, and the latency tail (the guest's own GC runs
-// on the request path). Environments: the host's default (GOGC=25; the
-// SDK adds its 4 MiB soft memory limit), the same without the SDK's limit
-// (GOMEMLIMIT=off), and a host that leaves GOGC at 100.
-// Run with -benchtime=1x: one op is the 100,000 requests.
+// BenchmarkSDKGuestMemory sends 300,000 requests through one instance
+// of a filter and reports the standard-Go guest's linear memory after
+// 1,000, 10,000, 100,000 and 300,000 requests, and the latency tail (a Go
+// guest's own GC runs on the request path; wat-headers, with no guest GC,
+// shows what the host's own allocations cost the tail). Environments: the
+// host's default (GOGC=25; the SDK adds its 4 MiB soft memory limit); an
+// environment with neither variable (the SDK's defaults: GOGC 25, 4 MiB);
+// GOGC=25 without a limit and with 3 MiB; and GOGC=100 with and without
+// the SDK's limit. Run with -benchtime=1x: one op is the 300,000 requests.
 func BenchmarkSDKGuestMemory(b *testing.B) {
-	const n, warm = 100_000, 1_000
-	for _, guest := range []string{"gonoop", "goheaders"} {
+	const n = 300_000
+	checkpoints := []int{1_000, 10_000, 100_000, 300_000}
+	for _, guest := range []string{"gonoop", "goheaders", "wat-headers"} {
 		for _, env := range []struct {
 			name string
 			env  map[string]string
 		}{
 			{"default", nil},
-			{"no-sdk-limit", map[string]string{"GOGC": "25", "GOMEMLIMIT": "off"}},
+			{"unset", map[string]string{"SLUICE_BENCH": "1"}}, // neither GOGC nor GOMEMLIMIT: the SDK's defaults
+			{"gogc25-nolimit", map[string]string{"GOGC": "25", "GOMEMLIMIT": "off"}},
+			{"gogc25-limit3MiB", map[string]string{"GOGC": "25", "GOMEMLIMIT": "3MiB"}},
 			{"gogc100", map[string]string{"GOGC": "100"}},
+			{"gogc100-nolimit", map[string]string{"GOGC": "100", "GOMEMLIMIT": "off"}},
 		} {
+			if guest != "goheaders" && env.name != "default" {
+				continue // flat (gonoop) or no Go runtime (wat-headers)
+			}
 			b.Run(guest+"/"+env.name, func(b *testing.B) {
-				bf := newBenchFilter(b, goGuest(b, guest), env.env)
+				path := "../testdata/headers.wasm"
+				if guest != "wat-headers" {
+					path = goGuest(b, guest)
+				}
+				bf := newBenchFilter(b, path, env.env)
 				handler := bf.filter.Middleware(ok)
 				w, r := &benchWriter{h: http.Header{}}, benchRequest()
 				lat := make([]time.Duration, n)
-				var afterWarm int64
+				pages := map[int]int64{}
 				for b.Loop() {
 					for i := range n {
 						clear(w.h)
 						t0 := time.Now()
 						handler.ServeHTTP(w, r)
 						lat[i] = time.Since(t0)
-						if i == warm-1 {
-							afterWarm = bf.pages()
+						if slices.Contains(checkpoints, i+1) {
+							pages[i+1] = bf.pages()
 						}
 					}
 				}
@@ -168,9 +181,13 @@ func BenchmarkSDKGuestMemory(b *testing.B) {
 					b.Fatalf("status %d, stats %+v", w.code, s)
 				}
 				slices.Sort(lat)
-				b.ReportMetric(float64(afterWarm), "pages@1k")
-				b.ReportMetric(float64(bf.pages()), "pages@100k")
+				if guest != "wat-headers" {
+					for _, c := range checkpoints {
+						b.ReportMetric(float64(pages[c]), fmt.Sprintf("pages@%dk", c/1000))
+					}
+				}
 				b.ReportMetric(float64(lat[n/2].Nanoseconds()), "p50-ns")
+				b.ReportMetric(float64(lat[n*99/100].Nanoseconds()), "p99-ns")
 				b.ReportMetric(float64(lat[n*999/1000].Nanoseconds()), "p99.9-ns")
 				b.ReportMetric(float64(lat[n-1].Nanoseconds()), "max-ns")
 			})
