@@ -291,7 +291,7 @@ func split(count int, b []byte) []string {
 	if count == 0 {
 		return nil
 	}
-	out := make([]string, 0, count)
+	out := make([]string, 0, min(count, len(b))) // count comes from the host: do not trust it for sizing
 	start := 0
 	for i, c := range b {
 		if c == 0 {

@@ -9,12 +9,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,4 +269,38 @@ func TestCounterAndMetric(t *testing.T) {
 func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestHammer: Do from many goroutines (the SDK's native host is global:
+// Do serializes) keeps every request's state to itself.
+func TestHammer(t *testing.T) {
+	f := funcFilter{req: func(req sdk.Request, resp sdk.Response) bool {
+		id := req.Header().Get("X-Id")
+		if _, err := sdk.CounterAdd("n", 1); err != nil {
+			t.Error(err)
+		}
+		req.Header().Set("X-Echo", id)
+		return true
+	}}
+	h := sdktest.New(f, sdktest.Options{})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				id := fmt.Sprint(g, "-", i)
+				r := httptest.NewRequest("GET", "/", nil)
+				r.Header.Set("X-Id", id)
+				if res := h.Do(r); res.Upstream == nil || res.Upstream.Header.Get("X-Echo") != id {
+					t.Errorf("request %s: got %v", id, res.Upstream)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := h.Counter("n"); n != 8*200 {
+		t.Errorf("counter %d, want %d", n, 8*200)
+	}
 }

@@ -1,0 +1,58 @@
+//go:build !wasip1
+
+package sdk
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+)
+
+func TestSplit(t *testing.T) {
+	for _, tc := range []struct {
+		count int
+		b     string
+		want  []string
+	}{
+		{0, "", nil},
+		{1, "a\x00", []string{"a"}},
+		{2, "a\x00bc\x00", []string{"a", "bc"}},
+		{1, "\x00", []string{""}},
+		{3, "a\x00", []string{"a"}}, // a count larger than the data
+		{1 << 30, "x", []string{}},  // no NUL: nothing complete
+	} {
+		if got := split(tc.count, []byte(tc.b)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("split(%d, %q) = %q, want %q", tc.count, tc.b, got, tc.want)
+		}
+	}
+}
+
+// FuzzSplit: any count_len result a host returns is split without a panic
+// or an allocation sized by the count, into one string per NUL, which
+// join back to the data.
+func FuzzSplit(f *testing.F) {
+	f.Add(2, []byte("a\x00bc\x00"))
+	f.Add(1<<31-1, []byte("x\x00"))
+	f.Fuzz(func(t *testing.T, count int, b []byte) {
+		if count < 0 {
+			return // count is an unsigned 32-bit field
+		}
+		got := split(count, b)
+		if count == 0 {
+			if got != nil {
+				t.Fatalf("count 0: %q", got)
+			}
+			return
+		}
+		if n := bytes.Count(b, []byte{0}); len(got) != n {
+			t.Fatalf("%d strings from %d NULs", len(got), n)
+		}
+		var joined []byte
+		for _, s := range got {
+			joined = append(append(joined, s...), 0)
+		}
+		if !bytes.HasPrefix(b, joined) {
+			t.Fatalf("strings %q are not the data %q", got, b)
+		}
+	})
+}
