@@ -15,14 +15,19 @@ import (
 // probeTimeout bounds one probe request.
 const probeTimeout = 5 * time.Second
 
-// health tracks the watches that failed and probes them until the API
-// server answers again.
+// serverWatch is the name of the API server's own entry in health.failing.
+const serverWatch = "API server"
+
+// health tracks whether the API server answers and which watches fail.
 //
 // Why probe instead of waiting for the informers: client-go's reflectors
-// retry on their own, with a backoff, and tell nobody when they succeed. A
-// failed watch marks its kind degraded at once (the watch error handler);
-// a cheap probe with the same permissions (a list of one object) clears it
-// when the server answers. Nothing is probed while every watch is healthy.
+// retry on their own, with a backoff, and tell nobody. A re-established
+// watch that meets "connection refused" is retried inside the reflector
+// without reaching the watch error handler at all, so an API server that
+// is down is only seen by asking it: the server's version every probe
+// interval (one small request). A watch that fails for another reason (a
+// list refused by RBAC, say) is reported by the watch error handler and
+// probed with the same permissions (a list of one object) until it works.
 type health struct {
 	log *slog.Logger
 
@@ -60,7 +65,10 @@ func (h *health) fail(name string, err error, probe func(context.Context) error)
 	f.err = err
 	h.mu.Unlock()
 	if first {
-		h.log.Warn("kube watch failed; serving the last routes until the api server answers", "watch", name, "error", err)
+		h.log.Warn("kube api server problem; serving the last routes until it answers", "watch", name, "error", err)
+	}
+	if name == serverWatch {
+		return // the probe loop itself reported it
 	}
 	select {
 	case h.kick <- struct{}{}:
@@ -89,44 +97,52 @@ func (h *health) degraded() string {
 	if n := len(h.failing); n > 1 {
 		more = fmt.Sprintf(" and %d more", n-1)
 	}
-	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+	switch {
+	case name == serverWatch:
+		return fmt.Sprintf("api server unreachable%s: %v", more, err)
+	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
 		return fmt.Sprintf("api server refuses the %s watch%s: %v", name, more, err)
 	}
 	return fmt.Sprintf("api server unreachable: %s watch%s: %v", name, more, err)
 }
 
-// probeLoop probes the failing watches every interval until each succeeds,
-// and sleeps while none fails. It returns when ctx is done.
-func (h *health) probeLoop(ctx context.Context, interval time.Duration) {
+// probeLoop asks the server for its version every interval, and probes
+// the failing watches then (and at once when one fails). It returns when
+// ctx is done.
+func (h *health) probeLoop(ctx context.Context, interval time.Duration, server func(context.Context) error) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		h.mu.Lock()
-		n := len(h.failing)
-		h.mu.Unlock()
-		if n == 0 {
-			select {
-			case <-ctx.Done():
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+		case <-tick.C:
+			pctx, cancel := context.WithTimeout(ctx, min(probeTimeout, 2*interval))
+			err := server(pctx)
+			cancel()
+			if ctx.Err() != nil {
 				return
-			case <-h.kick:
 			}
-		} else {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+			if err != nil {
+				h.fail(serverWatch, err, server)
+			} else {
+				h.recovered(serverWatch, nil)
 			}
 		}
-		h.probeAll(ctx)
+		h.probeWatches(ctx)
 	}
 }
 
-// probeAll probes each failing watch once and forgets those that answer.
-func (h *health) probeAll(ctx context.Context) {
+// probeWatches probes each failing watch once and forgets those that
+// answer. The API server's own entry is left to probeLoop.
+func (h *health) probeWatches(ctx context.Context) {
 	h.mu.Lock()
 	probes := make(map[string]*failure, len(h.failing))
 	for k, f := range h.failing {
-		probes[k] = f
+		if k != serverWatch {
+			probes[k] = f
+		}
 	}
 	h.mu.Unlock()
 	for _, name := range sortedKeys(probes) {
@@ -137,21 +153,28 @@ func (h *health) probeAll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil {
+			h.recovered(name, f)
+			continue
+		}
 		h.mu.Lock()
-		recovered := false
-		if cur := h.failing[name]; cur == f {
-			if err == nil {
-				delete(h.failing, name)
-				recovered = true
-			} else {
-				f.err = err
-			}
-		}
+		f.err = err
 		h.mu.Unlock()
-		if recovered {
-			h.log.Info("kube api server answers again", "watch", name, "down", time.Since(f.since).Round(time.Millisecond))
-		}
 	}
+}
+
+// recovered forgets the failure of name (only if it is still f, when f is
+// not nil) and logs the recovery.
+func (h *health) recovered(name string, f *failure) {
+	h.mu.Lock()
+	cur := h.failing[name]
+	if cur == nil || (f != nil && cur != f) {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.failing, name)
+	h.mu.Unlock()
+	h.log.Info("kube api server answers again", "watch", name, "down", time.Since(cur.since).Round(time.Millisecond))
 }
 
 // probeList returns a probe for the watch of kind: a list of at most one

@@ -45,6 +45,10 @@ import (
 // DefaultHoldOff is the hold-off used when Options.HoldOff is zero.
 const DefaultHoldOff = 100 * time.Millisecond
 
+// DefaultProbeInterval is the probe interval used when
+// Options.ProbeInterval is zero.
+const DefaultProbeInterval = 2 * time.Second
+
 // maxHoldOffFactor bounds how long a stream of changes can delay a
 // delivery: at most this many hold-offs after the first change of a batch.
 const maxHoldOffFactor = 10
@@ -71,8 +75,9 @@ type Options struct {
 	Component string
 	// Logger receives connection problems and Event failures; nil discards.
 	Logger *slog.Logger
-	// ProbeInterval is how often an unreachable API server is probed for
-	// its return; zero means one second.
+	// ProbeInterval is how often the API server is asked for its version
+	// to tell whether it is reachable (and failed watches are retried);
+	// zero means DefaultProbeInterval.
 	ProbeInterval time.Duration
 }
 
@@ -125,7 +130,7 @@ func New(opts Options) (*Source, error) {
 		opts.HoldOff = DefaultHoldOff
 	}
 	if opts.ProbeInterval <= 0 {
-		opts.ProbeInterval = time.Second
+		opts.ProbeInterval = DefaultProbeInterval
 	}
 	if opts.Component == "" {
 		opts.Component = "sluice"
@@ -229,7 +234,7 @@ func (s *Source) Run(ctx context.Context, onChange func(translate.Input, []model
 	})
 
 	wg.Add(2)
-	go func() { defer wg.Done(); s.health.probeLoop(ctx, s.opts.ProbeInterval) }()
+	go func() { defer wg.Done(); s.health.probeLoop(ctx, s.opts.ProbeInterval, s.probeServer) }()
 	go func() { defer wg.Done(); s.events.run(ctx) }()
 
 	factory.Start(ctx.Done())
@@ -275,6 +280,12 @@ func (s *Source) Run(ctx context.Context, onChange func(translate.Input, []model
 			deliver()
 		}
 	}
+}
+
+// probeServer asks the API server for its version.
+func (s *Source) probeServer(ctx context.Context) error {
+	_, err := s.client.Discovery().ServerVersionWithContext(ctx)
+	return err
 }
 
 // waitSynced waits until every informer synced, logging while the API

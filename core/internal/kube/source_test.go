@@ -550,3 +550,23 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestDegradedWhenTheServerDoesNotAnswer(t *testing.T) {
+	client := fake.NewClientset(baseObjects()...)
+	var down atomic.Bool
+	client.PrependReactor("get", "version", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if down.Load() {
+			return true, nil, errors.New("dial tcp 127.0.0.1:6443: i/o timeout")
+		}
+		return false, nil, nil
+	})
+	s, rec := start(t, Options{Client: client, HoldOff: 10 * time.Millisecond, ProbeInterval: 10 * time.Millisecond})
+	rec.wait(t, "first delivery")
+	down.Store(true)
+	waitUntil(t, "degraded", func() bool { return s.Degraded() != "" })
+	if d := s.Degraded(); d != "api server unreachable: dial tcp 127.0.0.1:6443: i/o timeout" {
+		t.Fatalf("degraded message: %q", d)
+	}
+	down.Store(false)
+	waitUntil(t, "recovered", func() bool { return s.Degraded() == "" })
+}
