@@ -43,8 +43,9 @@ const (
 // It is safe for concurrent use. NewLocalCA has no side effects; the CA is
 // loaded or generated on first use.
 type LocalCA struct {
-	storage certmagic.Storage
-	now     func() time.Time
+	storage  certmagic.Storage
+	now      func() time.Time
+	leafLife time.Duration // leafLifetime; tests shorten it
 
 	mu    sync.Mutex
 	root  *x509.Certificate
@@ -54,7 +55,7 @@ type LocalCA struct {
 
 // NewLocalCA returns the local CA kept in storage.
 func NewLocalCA(storage certmagic.Storage) *LocalCA {
-	return &LocalCA{storage: storage, now: time.Now}
+	return &LocalCA{storage: storage, now: time.Now, leafLife: leafLifetime}
 }
 
 // IssuerKey implements certmagic.Issuer.
@@ -98,7 +99,7 @@ func (ca *LocalCA) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	ca.mu.Unlock()
 
 	now := ca.now()
-	notAfter := now.Add(leafLifetime)
+	notAfter := now.Add(ca.leafLife)
 	if notAfter.After(inter.NotAfter) {
 		notAfter = inter.NotAfter
 	}
@@ -111,7 +112,7 @@ func (ca *LocalCA) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 		Subject:      pkix.Name{CommonName: firstName(csr)},
 		DNSNames:     csr.DNSNames,
 		IPAddresses:  csr.IPAddresses,
-		NotBefore:    now.Add(-clockSkewAllowed),
+		NotBefore:    now.Add(-min(clockSkewAllowed, ca.leafLife/10)),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

@@ -159,6 +159,8 @@ type Manager struct {
 	obtaining, obtained, renewed, failed atomic.Int64
 	odAllowed, odDenied, rateLimited     atomic.Int64
 
+	renewCheck time.Duration // certmagic's renewal check interval; 0: its default (tests shorten it)
+
 	mu      sync.Mutex // guards manages, closed, and Start
 	manages map[string]bool
 	closed  bool
@@ -281,8 +283,9 @@ func (m *Manager) Start(ctx context.Context, ports ListenPorts) error {
 	m.ctx, m.cancel = context.WithCancel(ctx)
 	zl := newZapLogger(m.log)
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return m.managed, nil },
-		Logger:           zl,
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.managed, nil },
+		RenewCheckInterval: m.renewCheck,
+		Logger:             zl,
 	})
 	m.managed = m.newConfig(nil, ports)
 	if m.opts.OnDemand.Enabled {

@@ -273,3 +273,33 @@ func TestEventsCounted(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A managed certificate is renewed in the background before it expires,
+// and the renewal is counted. (Leaves live 4 s here instead of 7 days.)
+func TestManagedRenewal(t *testing.T) {
+	m, err := New(Options{StoragePath: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	m.local.leafLife = 4 * time.Second
+	m.renewCheck = 100 * time.Millisecond
+	if err := m.Start(context.Background(), ListenPorts{}); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := m.LocalCA().Root(context.Background())
+	roots := poolOf(root)
+	m.Update(View{Managed: []string{"a.test"}})
+	first := waitHandshake(t, m, "a.test", roots).PeerCertificates[0]
+	deadline := time.Now().Add(20 * time.Second)
+	for m.Stats().Renewed == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal within 20s; stats %+v", m.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	second := waitHandshake(t, m, "a.test", roots).PeerCertificates[0]
+	if !second.NotAfter.After(first.NotAfter) {
+		t.Fatalf("served certificate not renewed: NotAfter %s, first %s", second.NotAfter, first.NotAfter)
+	}
+}
