@@ -28,7 +28,7 @@ var goGuests struct {
 
 // goGuest builds testdata/NAME (a standard-Go filter using the SDK) once
 // per test binary.
-func goGuest(b *testing.B, name string) string {
+func goGuest(b testing.TB, name string) string {
 	goGuests.once.Do(func() {
 		dir, err := os.MkdirTemp("", "sluice-sdk-bench-")
 		if err != nil {
@@ -78,10 +78,15 @@ type benchFilter struct {
 	metrics *wasm.MemoryMetrics
 }
 
-func newBenchFilter(b *testing.B, path string, env map[string]string) *benchFilter {
+// testCache is wazero's compilation cache for the standard-Go guests,
+// shared with later runs: a cold compile under -race takes most of a
+// minute on a busy machine, a cached load milliseconds.
+var testCache = filepath.Join(os.TempDir(), "sluice-test-wazero-cache")
+
+func newBenchFilter(b testing.TB, path string, env map[string]string) *benchFilter {
 	ctx := context.Background()
 	m := &wasm.MemoryMetrics{}
-	h, err := wasm.NewHost(ctx, wasm.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, GuestEnv: env})
+	h, err := wasm.NewHost(ctx, wasm.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, GuestEnv: env, CacheDir: testCache})
 	if err != nil {
 		b.Fatal(err)
 	}

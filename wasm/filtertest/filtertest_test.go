@@ -111,3 +111,26 @@ func TestConcurrentDo(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestSDKGuestBounded: a standard-Go SDK guest (3 header reads, 1 set)
+// answers 20,000 requests on one instance with its linear memory under a
+// bound, and without the SDK's goroutine warning (the Go runtime's own
+// GC goroutines must not count as the filter's).
+func TestSDKGuestBounded(t *testing.T) {
+	path := goGuest(t, "goheaders")
+	h := filtertest.Load(t, path, filtertest.Options{Name: "bench", Pool: wasm.PoolConfig{Min: 1, Max: 1},
+		Host: wasm.Config{CacheDir: testCache}})
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept", "text/html")
+	for i := range 20_000 {
+		if res := h.Do(r); res.Status != 200 || res.Upstream.Header.Get("X-Filtered") != "1" {
+			t.Fatalf("request %d: %d %v", i, res.Status, res.Upstream)
+		}
+	}
+	if pages := h.Metric("memory_pages"); pages == 0 || pages > 80 {
+		t.Errorf("linear memory %d pages after 20k requests, want (0, 80] (BENCHMARKS.sdk.md: 68)", pages)
+	}
+	if logs := strings.Join(h.Logs(), "\n"); strings.Contains(logs, "goroutines") {
+		t.Errorf("goroutine warning:\n%s", logs)
+	}
+}
