@@ -62,15 +62,21 @@ func (s *syncBuffer) String() string {
 func newManager(t *testing.T) (*Manager, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
+	sockets := t.TempDir()
 	m := NewManager(Options{
 		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		HealthInterval: 500 * time.Millisecond,
 		BackoffMin:     50 * time.Millisecond,
 		BackoffMax:     time.Second,
 		Grace:          200 * time.Millisecond,
+		SocketDir:      sockets,
 	})
 	t.Cleanup(func() {
 		m.Close()
+		// Every process's socket folder is gone, crashed ones included.
+		if ents, _ := os.ReadDir(sockets); len(ents) != 0 {
+			t.Errorf("%d socket folders left behind", len(ents))
+		}
 		if t.Failed() {
 			t.Logf("manager log:\n%s", logs.String())
 		}

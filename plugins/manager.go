@@ -67,6 +67,10 @@ type Options struct {
 	// Grace is how long a replaced plugin may finish its calls in flight
 	// before it is killed. Default 5 s.
 	Grace time.Duration
+	// SocketDir is where each process gets a private folder for its unix
+	// socket, removed when the process ends (even by SIGKILL). Default
+	// os.TempDir().
+	SocketDir string
 }
 
 // Manager runs the plugins of the current config. Sync and Close must be
@@ -327,9 +331,10 @@ type plugin struct {
 
 // proc is one running process.
 type proc struct {
-	client *goplugin.Client
-	f      Filter
-	pid    int
+	client  *goplugin.Client
+	f       Filter
+	pid     int
+	sockDir string // removed by kill
 }
 
 func (m *Manager) newPlugin(s *slot, spec Spec, path, sum string) *plugin {
@@ -426,8 +431,14 @@ func (p *plugin) ping(pr *proc) error {
 
 // launch starts one process and configures it.
 func (p *plugin) launch() (*proc, error) {
+	// A private socket folder: a killed plugin cannot remove its socket,
+	// so the folder is removed for it.
+	sockDir, err := os.MkdirTemp(p.m.opts.SocketDir, "sluice-plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("socket folder: %w", err)
+	}
 	cmd := exec.Command(p.path, p.spec.Args...)
-	cmd.Env = pluginEnv(p.spec.Env)
+	cmd.Env = append(pluginEnv(p.spec.Env), goplugin.EnvUnixSocketDir+"="+sockDir)
 	setProcAttr(cmd)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
@@ -441,7 +452,7 @@ func (p *plugin) launch() (*proc, error) {
 		SyncStdout:       &logWriter{log: p.log, stream: "stdout"},
 		SyncStderr:       &logWriter{log: p.log, stream: "stderr"},
 	})
-	pr := &proc{client: client}
+	pr := &proc{client: client, sockDir: sockDir}
 	fail := func(err error) (*proc, error) {
 		p.kill(pr)
 		return nil, err
@@ -477,6 +488,9 @@ func (p *plugin) kill(pr *proc) {
 	pr.client.Kill()
 	if pr.pid > 0 {
 		killGroup(pr.pid)
+	}
+	if err := os.RemoveAll(pr.sockDir); err != nil {
+		p.log.Warn("could not remove the plugin's socket folder", "dir", pr.sockDir, "error", err)
 	}
 }
 

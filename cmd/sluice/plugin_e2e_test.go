@@ -271,6 +271,8 @@ func TestPluginCrashThroughGateway(t *testing.T) {
     fail: open
 `, tp, tp)
 	routes := map[string]string{"closed.test": "name: closed", "open.test": "name: open"}
+	tmp := t.TempDir() // the gateway's TMPDIR: where plugin sockets live
+	t.Setenv("TMPDIR", tmp)
 	g, _, _ := pluginGateway(t, pluginsYAML, routes)
 	pids := pluginPIDs(t, g)
 	if len(pids) != 2 {
@@ -353,9 +355,13 @@ func TestPluginCrashThroughGateway(t *testing.T) {
 	}
 	g.waitLog(t, `"msg":"plugin down; restarting"`, `"plugin":"closed"`)
 
-	// No process leak: the gateway's children are the two plugins.
+	// No process leak: the gateway's children are the two plugins; and
+	// the socket folders of the killed processes are gone.
 	if kids := procChildren(t, g.cmd.Process.Pid); len(kids) != 2 {
 		t.Errorf("the gateway has %d child processes, want 2: %v", len(kids), kids)
+	}
+	if socks, _ := filepath.Glob(filepath.Join(tmp, "sluice-plugin-*")); len(socks) != 2 {
+		t.Errorf("%d plugin socket folders, want 2 (one per live plugin): %v", len(socks), socks)
 	}
 
 	// No goroutine leak: the plugin goroutines of the crashed gateway are
@@ -411,6 +417,8 @@ func TestPluginLifecycleThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	two := fmt.Sprintf("  a:\n    command: %s\n  b:\n    command: %s\n", bin, tp)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	g, cfgFile, _ := pluginGateway(t, two, map[string]string{"a.test": "name: a"})
 	pids := pluginPIDs(t, g)
 	if len(pids) != 2 {
@@ -455,6 +463,9 @@ func TestPluginLifecycleThroughGateway(t *testing.T) {
 	}
 	if procAlive(now["a"]) {
 		t.Errorf("plugin a (%d) outlived the gateway", now["a"])
+	}
+	if socks, _ := filepath.Glob(filepath.Join(tmp, "sluice-plugin-*")); len(socks) != 0 {
+		t.Errorf("socket folders left after shutdown: %v", socks)
 	}
 }
 
