@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +86,7 @@ type Manager struct {
 	mu     sync.Mutex
 	slots  map[string]*slot
 	closed bool
+	swept  bool           // stale socket folders removed
 	wg     sync.WaitGroup // supervisors and delayed stops
 }
 
@@ -132,6 +136,10 @@ func (m *Manager) Sync(ctx context.Context, specs []Spec) []error {
 	defer m.mu.Unlock()
 	if m.closed {
 		return []error{errors.New("plugins: manager is closed")}
+	}
+	if !m.swept {
+		m.swept = true
+		m.sweepSockets()
 	}
 	var errs []error
 	want := map[string]bool{}
@@ -433,7 +441,7 @@ func (p *plugin) ping(pr *proc) error {
 func (p *plugin) launch() (*proc, error) {
 	// A private socket folder: a killed plugin cannot remove its socket,
 	// so the folder is removed for it.
-	sockDir, err := os.MkdirTemp(p.m.opts.SocketDir, "sluice-plugin-")
+	sockDir, err := os.MkdirTemp(p.m.opts.SocketDir, fmt.Sprintf("%s%d-", socketPrefix, os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("socket folder: %w", err)
 	}
@@ -491,6 +499,31 @@ func (p *plugin) kill(pr *proc) {
 	}
 	if err := os.RemoveAll(pr.sockDir); err != nil {
 		p.log.Warn("could not remove the plugin's socket folder", "dir", pr.sockDir, "error", err)
+	}
+}
+
+// socketPrefix starts the socket folders: sluice-plugin-GATEWAYPID-RANDOM.
+const socketPrefix = "sluice-plugin-"
+
+// sweepSockets removes the socket folders of gateways that are gone: a
+// gateway killed with SIGKILL cannot remove its own (its plugins die with
+// it through the parent-death signal).
+func (m *Manager) sweepSockets() {
+	dir := m.opts.SocketDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, socketPrefix+"*"))
+	for _, d := range matches {
+		rest := strings.TrimPrefix(filepath.Base(d), socketPrefix)
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(d); err == nil {
+			m.log.Info("removed a stale plugin socket folder", "dir", d)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -347,5 +348,28 @@ func TestBadUpgradeKeepsOld(t *testing.T) {
 	f, _ := m.Filter("p", nil, nil)
 	if resp := serve(f.Middleware(upstream)); resp.StatusCode != 200 {
 		t.Fatalf("the kept plugin answered %d", resp.StatusCode)
+	}
+}
+
+// TestSweepStaleSockets: the socket folders of a gateway that is gone are
+// removed on the first Sync; those of live processes are kept.
+func TestSweepStaleSockets(t *testing.T) {
+	dir := t.TempDir()
+	// A pid that is surely free: above the kernel's pid_max.
+	stale := filepath.Join(dir, fmt.Sprintf("%s%d-123", socketPrefix, 1<<23))
+	live := filepath.Join(dir, fmt.Sprintf("%s%d-456", socketPrefix, os.Getppid()))
+	other := filepath.Join(dir, "unrelated")
+	for _, d := range []string{stale, live, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := NewManager(Options{SocketDir: dir})
+	defer m.Close()
+	m.Sync(context.Background(), nil)
+	for d, want := range map[string]bool{stale: false, live: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(d), err == nil, want)
+		}
 	}
 }

@@ -18,3 +18,8 @@ func setProcAttr(cmd *exec.Cmd) {
 func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
+
+// processAlive reports whether a process with this pid exists.
+func processAlive(pid int) bool {
+	return syscall.Kill(pid, 0) != syscall.ESRCH
+}

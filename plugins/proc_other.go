@@ -9,3 +9,7 @@ import "os/exec"
 func setProcAttr(*exec.Cmd) {}
 
 func killGroup(int) {}
+
+// processAlive: without a cheap check elsewhere, assume alive (keep the
+// folder).
+func processAlive(int) bool { return true }

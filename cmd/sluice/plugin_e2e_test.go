@@ -212,6 +212,7 @@ var pluginClient = &http.Client{Timeout: 20 * time.Second}
 // real plugin subprocesses.
 func TestPluginsThroughGateway(t *testing.T) {
 	tp := pluginBinary(t, "plugins/internal/testplugin")
+	t.Setenv("TMPDIR", t.TempDir()) // the plugins' socket folders
 	g, _, _ := pluginGateway(t, fmt.Sprintf(`  tp:
     command: %s
     timeout: 300ms
