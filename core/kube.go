@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -55,9 +56,9 @@ func (g *Gateway) Degraded() string {
 
 // endpointsOnly is the EndpointSlice fast path (DESIGN.md): when snap
 // differs from the served snapshot only in backend endpoints (under the
-// same config), it updates the upstream pools in place and returns a state
-// that reuses the served route table and certificates; otherwise nil, and
-// the caller builds everything.
+// same config), it updates the changed upstream pools in place and returns
+// a state that reuses the served route table, certificates, TLS policies
+// and filter chains; otherwise nil, and the caller builds everything.
 //
 // Why compare snapshots instead of asking the source what changed: the
 // comparison is exact whatever the source (a manifest folder, informers)
@@ -65,19 +66,20 @@ func (g *Gateway) Degraded() string {
 // "only EndpointSlices changed" hint from the source could be stale.
 func (g *Gateway) endpointsOnly(cfg *config.Config, snap *model.Snapshot, warnings []model.Warning) *state {
 	live := g.live.Load()
-	if live == nil || live.cfg != cfg || !sameExceptEndpoints(live.snap, snap) {
+	if live == nil || live.cfg != cfg {
 		return nil
 	}
-	ok := true
-	forEachBackend(snap, func(b *model.Backend) {
-		ok = ok && g.pools.SetEndpoints(b.Name, b.Endpoints)
-	})
+	changed, ok := endpointChanges(live.snap, snap)
 	if !ok {
-		return nil // a pool is missing: let Sync create it
+		return nil
 	}
-	// Everything built from the snapshot (table, certificates, TLS
-	// policies, filter chains) is the same: keep it, and keep the warnings
-	// that building it gave.
+	for _, b := range changed {
+		if !g.pools.SetEndpoints(b.Name, b.Endpoints) {
+			return nil // a pool is missing: let Sync create it
+		}
+	}
+	// Everything built from the snapshot is the same: keep it, and keep
+	// the warnings that building it gave.
 	next := *live
 	next.snap = snap
 	next.warnings = append(warnings, live.warnings[live.translated:]...)
@@ -86,71 +88,66 @@ func (g *Gateway) endpointsOnly(cfg *config.Config, snap *model.Snapshot, warnin
 	return &next
 }
 
-func forEachBackend(s *model.Snapshot, f func(*model.Backend)) {
-	if s.DefaultBackend != nil {
-		f(s.DefaultBackend)
-	}
-	for _, vh := range s.Hosts {
-		for _, r := range vh.Routes {
-			if r.Backend != nil {
-				f(r.Backend)
-			}
-		}
-	}
-}
-
-// sameExceptEndpoints reports whether a and b are equal in everything but
-// their backends' endpoint lists. Fields are compared with reflect, so a
-// field added to the model later is compared too.
-func sameExceptEndpoints(a, b *model.Snapshot) bool {
+// endpointChanges reports whether a and b are equal in everything but
+// their backends' endpoint lists, and if so returns b's backends whose
+// endpoints differ from a's. Fields are compared with reflect, so a field
+// added to the model later is compared too.
+func endpointChanges(a, b *model.Snapshot) (changed []*model.Backend, same bool) {
 	if a == nil || b == nil || len(a.Hosts) != len(b.Hosts) {
-		return false
+		return nil, false
+	}
+	seen := map[string]bool{}
+	backend := func(x, y *model.Backend) bool {
+		if x == nil || y == nil {
+			return x == y
+		}
+		bx, by := *x, *y
+		bx.Endpoints, by.Endpoints = nil, nil
+		if !reflect.DeepEqual(&bx, &by) {
+			return false
+		}
+		if !seen[y.Name] && !slices.Equal(x.Endpoints, y.Endpoints) {
+			seen[y.Name] = true
+			changed = append(changed, y)
+		}
+		return true
 	}
 	sa, sb := *a, *b
 	sa.Hosts, sb.Hosts = nil, nil
 	sa.DefaultBackend, sb.DefaultBackend = nil, nil
-	if !reflect.DeepEqual(sa, sb) || !sameBackend(a.DefaultBackend, b.DefaultBackend) {
-		return false
+	if !reflect.DeepEqual(&sa, &sb) || !backend(a.DefaultBackend, b.DefaultBackend) {
+		return nil, false
 	}
 	for i, ha := range a.Hosts {
 		hb := b.Hosts[i]
 		if ha == nil || hb == nil {
 			if ha != hb {
-				return false
+				return nil, false
 			}
 			continue
 		}
 		if len(ha.Routes) != len(hb.Routes) {
-			return false
+			return nil, false
 		}
 		va, vb := *ha, *hb
 		va.Routes, vb.Routes = nil, nil
-		if !reflect.DeepEqual(va, vb) {
-			return false
+		if !reflect.DeepEqual(&va, &vb) {
+			return nil, false
 		}
 		for j, ra := range ha.Routes {
 			rb := hb.Routes[j]
 			if ra == nil || rb == nil {
 				if ra != rb {
-					return false
+					return nil, false
 				}
 				continue
 			}
 			xa, xb := *ra, *rb
 			xa.Backend, xb.Backend = nil, nil
-			if !reflect.DeepEqual(xa, xb) || !sameBackend(ra.Backend, rb.Backend) {
-				return false
+			if !reflect.DeepEqual(&xa, &xb) || !backend(ra.Backend, rb.Backend) {
+				return nil, false
 			}
 		}
 	}
-	return true
-}
-
-func sameBackend(a, b *model.Backend) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	ba, bb := *a, *b
-	ba.Endpoints, bb.Endpoints = nil, nil
-	return reflect.DeepEqual(ba, bb)
+	return changed, true
 }

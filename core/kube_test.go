@@ -122,7 +122,7 @@ func TestEndpointsFastPathKeepsBuildWarnings(t *testing.T) {
 	}
 }
 
-func TestSameExceptEndpoints(t *testing.T) {
+func TestEndpointChanges(t *testing.T) {
 	base := func() *model.Snapshot {
 		snap, _ := translate.Translate(endpointsInput(2, 1), translate.Options{})
 		return snap
@@ -156,13 +156,20 @@ func TestSameExceptEndpoints(t *testing.T) {
 			if name == "default backend eps" {
 				a.DefaultBackend, b.DefaultBackend = &model.Backend{Name: "d", Endpoints: []string{"1"}}, &model.Backend{Name: "d"}
 			}
-			if got := sameExceptEndpoints(a, b); got != tc.want {
-				t.Fatalf("sameExceptEndpoints = %v, want %v", got, tc.want)
+			if _, got := endpointChanges(a, b); got != tc.want {
+				t.Fatalf("endpointChanges same = %v, want %v", got, tc.want)
 			}
 		})
 	}
-	if sameExceptEndpoints(nil, base()) {
+	if _, same := endpointChanges(nil, base()); same {
 		t.Fatal("nil equals a snapshot")
+	}
+	// Only the backends whose endpoints differ are returned.
+	a, b := base(), base()
+	b.Hosts[1].Routes[0].Backend.Endpoints = []string{"10.9.9.9:8080"}
+	changed, same := endpointChanges(a, b)
+	if !same || len(changed) != 1 || changed[0] != b.Hosts[1].Routes[0].Backend {
+		t.Fatalf("changed backends: %v (same %v)", changed, same)
 	}
 }
 

@@ -11,8 +11,10 @@
 //
 //   - Every listener is on 127.0.0.1 with a port picked at start; nothing
 //     else is contacted.
-//   - The API server authenticates one static token of system:masters;
-//     Cluster.Kubeconfig is a kubeconfig file for it.
+//   - The API server authenticates two static tokens: one of
+//     system:masters (Cluster.Kubeconfig, Cluster.Client) and one of User,
+//     who may do nothing until the test grants it RBAC
+//     (Cluster.UserKubeconfig), to test least privilege.
 //   - Cleanup stops the API server, then etcd, and removes their data.
 package kubetest
 
@@ -47,13 +49,20 @@ import (
 // cache folder.
 const EnvAssets = "SLUICE_KUBE_ASSETS"
 
+// User is the unprivileged user of Cluster.UserKubeconfig.
+const User = "kubetest-user"
+
 // startTimeout bounds how long each process may take to become ready.
 const startTimeout = 90 * time.Second
 
 // Cluster is a running etcd + kube-apiserver pair.
 type Cluster struct {
-	// Kubeconfig is the path of a kubeconfig for the API server.
+	// Kubeconfig is the path of a kubeconfig for the API server, as an
+	// administrator (system:masters).
 	Kubeconfig string
+	// UserKubeconfig is the path of a kubeconfig for User, who has no
+	// permission the test did not grant.
+	UserKubeconfig string
 	// Client is a clientset for the API server (system:masters).
 	Client kubernetes.Interface
 	// URL is the API server's https URL.
@@ -62,6 +71,7 @@ type Cluster struct {
 	t      testing.TB
 	dir    string
 	token  string
+	user   string // User's token
 	assets string
 	port   int
 	etcd   string // client URL
@@ -148,12 +158,9 @@ func Start(t testing.TB) *Cluster {
 	c := &Cluster{t: t, dir: dir, assets: assets}
 	t.Cleanup(c.stop)
 
-	token := make([]byte, 16)
-	if _, err := rand.Read(token); err != nil {
-		t.Fatal(err)
-	}
-	c.token = hex.EncodeToString(token)
-	must(t, os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(c.token+`,kubetest-admin,1001,"system:masters"`+"\n"), 0o600))
+	c.token, c.user = randomToken(t), randomToken(t)
+	tokens := c.token + `,kubetest-admin,1001,"system:masters"` + "\n" + c.user + "," + User + ",1002\n"
+	must(t, os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens), 0o600))
 	must(t, writeServiceAccountKey(dir))
 	must(t, os.MkdirAll(filepath.Join(dir, "certs"), 0o700))
 
@@ -178,7 +185,10 @@ func Start(t testing.TB) *Cluster {
 	}
 	c.StartAPIServer()
 
-	must(t, c.writeKubeconfig())
+	c.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	c.UserKubeconfig = filepath.Join(dir, "kubeconfig-user")
+	must(t, c.writeKubeconfig(c.Kubeconfig, c.token))
+	must(t, c.writeKubeconfig(c.UserKubeconfig, c.user))
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -309,8 +319,7 @@ func waitHTTP(p *process, url, token string, d time.Duration) error {
 	}
 }
 
-func (c *Cluster) writeKubeconfig() error {
-	c.Kubeconfig = filepath.Join(c.dir, "kubeconfig")
+func (c *Cluster) writeKubeconfig(path, token string) error {
 	body := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -326,8 +335,16 @@ contexts:
 - name: kubetest
   context: {cluster: kubetest, user: admin}
 current-context: kubetest
-`, c.URL, c.token)
-	return os.WriteFile(c.Kubeconfig, []byte(body), 0o600)
+`, c.URL, token)
+	return os.WriteFile(path, []byte(body), 0o600)
+}
+
+func randomToken(t testing.TB) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }
 
 func writeServiceAccountKey(dir string) error {
