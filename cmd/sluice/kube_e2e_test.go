@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -170,6 +172,55 @@ func TestKubeE2E(t *testing.T) {
 		expect(t, client, plain, "a.test", 200, "b")
 	})
 
+	t.Run("least privilege: one namespace, referenced Secrets only", func(t *testing.T) {
+		get3 := []string{"get", "list", "watch"}
+		createRBAC(t, k, &rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "sluice-classes"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingressclasses"}, Verbs: get3}},
+		}, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "sluice-classes"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "sluice-classes"},
+			Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: kubetest.User}},
+		}, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sluice"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: get3},
+				{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: get3},
+				{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: get3},
+				// Only the Secret an Ingress names.
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"s-tls"}, Verbs: get3},
+				{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+			},
+		}, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sluice"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "sluice"},
+			Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: kubetest.User}},
+		})
+		conf := filepath.Join(t.TempDir(), "sluice.yaml")
+		writeFile(t, conf, "kube:\n  namespace: default\n  secrets: referenced\n")
+		gw2 := startGateway(t, "--config", conf, "--kubeconfig", cl.UserKubeconfig)
+		expect(t, client, "http://"+gw2.addr("http"), "a.test", 200, "b")
+		roots := x509.NewCertPool()
+		roots.AddCert(ca.Cert)
+		tlsClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{ServerName: "s.test", RootCAs: roots},
+		}}
+		defer tlsClient.CloseIdleConnections()
+		expect(t, tlsClient, "https://"+gw2.addr("https"), "s.test", 200, "a")
+		if code, body := readyz(gw2); code != 200 || body != "ready\n" {
+			t.Fatalf("/readyz with least privilege: %d %q", code, body)
+		}
+		// This gateway records its own Event for the invalid Ingress.
+		waitUntil(t, 10*time.Second, "a second Warning Event on Ingress default/bad", func() bool {
+			list, err := k.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=bad"})
+			return err == nil && len(list.Items) == 2
+		})
+		if strings.Contains(gw2.Log(), "forbidden") {
+			t.Fatalf("a request was refused:\n%s", gw2.Log())
+		}
+		gw2.cmd.Process.Kill()
+	})
+
 	t.Run("API server restart loses no route", func(t *testing.T) {
 		load := startLoad(t, client, plain, "a.test")
 		cl.StopAPIServer()
@@ -202,6 +253,29 @@ func TestKubeE2E(t *testing.T) {
 
 // nsBackend serves HTTP on ns's address, port 8080, naming itself in the
 // X-Backend header and the body.
+func createRBAC(t *testing.T, k kubernetes.Interface, objs ...any) {
+	t.Helper()
+	ctx := context.Background()
+	for _, o := range objs {
+		var err error
+		switch o := o.(type) {
+		case *rbacv1.ClusterRole:
+			_, err = k.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.ClusterRoleBinding:
+			_, err = k.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.Role:
+			_, err = k.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.RoleBinding:
+			_, err = k.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		default:
+			t.Fatalf("createRBAC: unsupported %T", o)
+		}
+		if err != nil {
+			t.Fatalf("create %T: %v", o, err)
+		}
+	}
+}
+
 func nsBackend(t *testing.T, ns *kubetest.Netns, name string) {
 	t.Helper()
 	l, err := ns.Listen(8080)
