@@ -56,3 +56,24 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// TestNewStringKeepsValues: strings carved from the arena keep their
+// values across chunk changes and later writes to the source buffer.
+func TestNewStringKeepsValues(t *testing.T) {
+	buf := make([]byte, 300)
+	var got, want []string
+	for i := range 2000 {
+		n := i % 300 // 0, short, and over arenaMax
+		for j := range n {
+			buf[j] = byte('a' + (i+j)%26)
+		}
+		got = append(got, newString(buf[:n]))
+		want = append(want, string(buf[:n]))
+		clear(buf)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("string %d changed: %q, want %q", i, got[i], want[i])
+		}
+	}
+}
