@@ -365,6 +365,9 @@ func (p *plugin) run() {
 	firstDone := false
 	for {
 		pr, err := p.launch()
+		if err == nil {
+			p.proc.Store(pr) // before Sync hears of it: it serves from now
+		}
 		if !firstDone {
 			p.first <- err
 			firstDone = true
@@ -372,7 +375,6 @@ func (p *plugin) run() {
 		if err != nil {
 			p.log.Error("plugin failed to start", "error", err, "retry_in", backoff)
 		} else {
-			p.proc.Store(pr)
 			began := time.Now()
 			p.log.Info("plugin running", "pid", pr.pid)
 			reason := p.watch(pr)

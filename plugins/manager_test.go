@@ -373,3 +373,17 @@ func TestSweepStaleSockets(t *testing.T) {
 		}
 	}
 }
+
+// TestServesRightAfterSync: Sync returns only once a started plugin
+// serves, so the first request after it succeeds (this raced once).
+func TestServesRightAfterSync(t *testing.T) {
+	for i := range 5 {
+		m, _ := newManager(t)
+		mustSync(t, m, Spec{Name: "p", Command: testPlugin})
+		f, _ := m.Filter("p", nil, nil)
+		if resp := serve(f.Middleware(upstream)); resp.StatusCode != 200 {
+			t.Fatalf("round %d: the first request after Sync answered %d", i, resp.StatusCode)
+		}
+		m.Close()
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -508,8 +509,14 @@ func TestPluginNew(t *testing.T) {
 			t.Fatalf("go %v in the new plugin: %v\n%s", args, err, b)
 		}
 	}
-	m := plugins.NewManager(plugins.Options{})
-	defer m.Close()
+	var logs syncWriter
+	m := plugins.NewManager(plugins.Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	defer func() {
+		m.Close()
+		if t.Failed() {
+			t.Logf("plugin manager log:\n%s", logs.String())
+		}
+	}()
 	if errs := m.Sync(context.Background(), []plugins.Spec{{Name: "hello", Command: bin}}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -531,4 +538,22 @@ func TestPluginNew(t *testing.T) {
 	if rec.Code != 403 || !strings.Contains(rec.Body.String(), "blocked by hello") {
 		t.Errorf("blocked request: %d %q", rec.Code, rec.Body.String())
 	}
+}
+
+// syncWriter is a log destination safe for concurrent writes.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
