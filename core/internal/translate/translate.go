@@ -249,6 +249,7 @@ func (b *builder) ownedIngresses(all []*networkingv1.Ingress) []*networkingv1.In
 func (b *builder) addIngress(ing *networkingv1.Ingress) {
 	src := ref("Ingress", ing.Namespace, ing.Name)
 	b.checkAnnotations(ing, src)
+	ing = b.nginxCompat(ing, src) // annotations_nginx.go
 	b.filters, b.filterErr = b.ingressFilters(ing, src)
 	if db := ing.Spec.DefaultBackend; db != nil {
 		b.addDefaultBackend(ing, src, db)
