@@ -210,7 +210,7 @@ type Source func(ctx context.Context, onChange func(translate.Input, []model.War
 // source picks the route source the configuration names.
 func (g *Gateway) source(cfg *config.Config) Source {
 	if g.kube != nil {
-		return g.kube.Run
+		return g.kubeSource() // kube.go
 	}
 	return func(ctx context.Context, onChange func(translate.Input, []model.Warning)) error {
 		return manifest.Watch(ctx, cfg.Manifests, HoldOff, onChange)

@@ -27,9 +27,6 @@ func newKubeSource(cfg *config.Config, log *slog.Logger) (*kube.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	// client-go logs through klog, a process-wide logger: send it to ours
-	// so cluster mode keeps one log format.
-	klog.SetSlogLogger(log.With("component", "client-go"))
 	src, err := kube.New(kube.Options{
 		Client:                client,
 		Namespace:             cfg.Kube.Namespace,
@@ -42,6 +39,14 @@ func newKubeSource(cfg *config.Config, log *slog.Logger) (*kube.Source, error) {
 		return nil, fmt.Errorf("cluster mode: %w", err)
 	}
 	return src, nil
+}
+
+// kubeSource is the cluster-mode Source. client-go logs through klog, a
+// process-wide logger: Run (not New, which has no side effects) sends it to
+// the gateway's log so cluster mode keeps one log format.
+func (g *Gateway) kubeSource() Source {
+	klog.SetSlogLogger(g.log.With("component", "client-go"))
+	return g.kube.Run
 }
 
 // Degraded returns "" when every route source works, else why one does

@@ -111,11 +111,18 @@ type listers struct {
 }
 
 // secretReader is where Secrets are read from: one informer for all, or one
-// per referenced Secret.
+// per referenced Secret. Both methods are safe for concurrent use, never
+// block, and return only cached objects (get: nil when absent).
 type secretReader interface {
 	get(ns, name string) *corev1.Secret
 	list() []*corev1.Secret
 }
+
+// Interface guards.
+var (
+	_ secretReader = indexerSecrets{}
+	_ secretReader = (*secretWatchers)(nil)
+)
 
 // New checks opts and returns a Source. It starts nothing and contacts no
 // server.
