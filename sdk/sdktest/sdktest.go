@@ -315,6 +315,11 @@ func (ex *exchange) header(fn string, kind uint32, write bool) http.Header {
 		}
 		return ex.req.Header
 	case abi.KindResponse:
+		if write && ex.response && ex.features&uint32(sdk.FeatureBufferResponse) == 0 {
+			// Unbuffered: the headers may already be sent; the real host
+			// accepts the write and it has no effect.
+			return http.Header{}
+		}
 		return ex.respHeader
 	case abi.KindRequestTrailer, abi.KindResponseTrailer:
 		if ex.features&uint32(sdk.FeatureTrailers) == 0 {

@@ -133,10 +133,11 @@ func TestUnbufferedResponseIsNotChanged(t *testing.T) {
 				t.Errorf("read %q from an unbuffered response", n)
 			}
 			resp.SetStatusCode(500) // no effect: already sent
+			resp.Header().Set("X-Late", "1")
 		}}
 	res := sdktest.New(f, sdktest.Options{}).Do(httptest.NewRequest("GET", "/", nil))
-	if res.Status != 200 || string(res.Body) != "upstream\n" {
-		t.Fatalf("result %d %q", res.Status, res.Body)
+	if res.Status != 200 || string(res.Body) != "upstream\n" || res.Header.Get("X-Late") != "" {
+		t.Fatalf("result %d %q %v", res.Status, res.Body, res.Header)
 	}
 }
 
