@@ -19,8 +19,8 @@ import (
 func TestMiddleware(t *testing.T) {
 	m, logs := newManager(t)
 	mustSync(t, m,
-		Spec{Name: "closed", Command: testPlugin, Timeout: 300 * time.Millisecond},
-		Spec{Name: "open", Command: testPlugin, Fail: FailOpen, Timeout: 300 * time.Millisecond},
+		Spec{Name: "closed", Command: testPlugin, Timeout: time.Second},
+		Spec{Name: "open", Command: testPlugin, Fail: FailOpen, Timeout: time.Second},
 	)
 	closed, err := m.Filter("closed", []byte(`{"k":"v"}`), nil)
 	if err != nil {
@@ -74,7 +74,7 @@ func TestMiddleware(t *testing.T) {
 	if st.Timeouts != 1 || st.Replies != 1 || st.FailedOpen != 1 || st.FailedShut < 3 {
 		t.Errorf("stats of closed: %+v", st)
 	}
-	if !strings.Contains(logs.String(), "no answer within 300ms") {
+	if !strings.Contains(logs.String(), "no answer within 1s") {
 		t.Errorf("the timeout is not logged:\n%s", logs.String())
 	}
 	// The plugin's own log lines reach the gateway log with its name.

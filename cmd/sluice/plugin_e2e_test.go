@@ -216,11 +216,11 @@ func TestPluginsThroughGateway(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir()) // the plugins' socket folders
 	g, _, _ := pluginGateway(t, fmt.Sprintf(`  tp:
     command: %s
-    timeout: 300ms
+    timeout: 1s
   tp-open:
     command: %s
     fail: open
-    timeout: 300ms
+    timeout: 1s
 `, tp, tp), map[string]string{
 		"closed.test":   "name: tp",
 		"open.test":     "name: tp-open",
@@ -257,7 +257,7 @@ func TestPluginsThroughGateway(t *testing.T) {
 			}
 		})
 	}
-	g.waitLog(t, `"msg":"plugin call failed"`, `"plugin":"tp"`, "no answer within 300ms")
+	g.waitLog(t, `"msg":"plugin call failed"`, `"plugin":"tp"`, "no answer within 1s")
 }
 
 // TestPluginCrashThroughGateway: plugins killed with SIGKILL under load.
