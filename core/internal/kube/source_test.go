@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -16,7 +17,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
@@ -209,8 +210,8 @@ func start(t *testing.T, opts Options) (*Source, *recorder) {
 	return s, rec
 }
 
-func baseObjects() []runtime.Object {
-	return []runtime.Object{
+func baseObjects() []k8sruntime.Object {
+	return []k8sruntime.Object{
 		class(),
 		ingress("shop", "web", "web", "web-tls"),
 		service("shop", "web"),
@@ -240,7 +241,7 @@ func TestNothingBeforeCachesSynced(t *testing.T) {
 	client := fake.NewClientset(baseObjects()...)
 	release := make(chan struct{})
 	var blocked atomic.Bool
-	client.PrependReactor("list", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
+	client.PrependReactor("list", "services", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
 		blocked.Store(true)
 		<-release
 		return false, nil, nil
@@ -466,7 +467,7 @@ func TestDegradedWhileTheServerIsGone(t *testing.T) {
 		mu.Unlock()
 		return true, w, nil
 	})
-	client.PrependReactor("list", "ingresses", func(k8stesting.Action) (bool, runtime.Object, error) {
+	client.PrependReactor("list", "ingresses", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
 		if down.Load() {
 			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
 		}
@@ -554,7 +555,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestDegradedWhenTheServerDoesNotAnswer(t *testing.T) {
 	client := fake.NewClientset(baseObjects()...)
 	var down atomic.Bool
-	client.PrependReactor("get", "version", func(k8stesting.Action) (bool, runtime.Object, error) {
+	client.PrependReactor("get", "version", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
 		if down.Load() {
 			return true, nil, errors.New("dial tcp 127.0.0.1:6443: i/o timeout")
 		}
@@ -569,4 +570,39 @@ func TestDegradedWhenTheServerDoesNotAnswer(t *testing.T) {
 	}
 	down.Store(false)
 	waitUntil(t, "recovered", func() bool { return s.Degraded() == "" })
+}
+
+// TestRunLeavesNoGoroutine runs and stops sources, in both Secret modes.
+func TestRunLeavesNoGoroutine(t *testing.T) {
+	settle := func() int {
+		time.Sleep(100 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	before := settle()
+	for i := range 4 {
+		client := fake.NewClientset(baseObjects()...)
+		s, err := New(Options{Client: client, ReferencedSecretsOnly: i%2 == 1, HoldOff: time.Millisecond, Events: true, ProbeInterval: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := newRecorder()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx, rec.onChange) }()
+		rec.wait(t, "first delivery")
+		s.Report([]model.Warning{badPath})
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	after := settle()
+	for after > before && time.Now().Before(deadline) {
+		after = settle()
+	}
+	if after > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines: %d before, %d after four runs\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
 }
