@@ -2,6 +2,7 @@ package filtertest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,15 +36,21 @@ func goGuest(b testing.TB, name string) string {
 			goGuests.err = err
 			return
 		}
+		names := []string{"gonoop", "goheaders", "gomisuse"}
+		errs := make([]error, len(names))
 		goGuests.paths = map[string]string{}
-		for _, n := range []string{"gonoop", "goheaders"} {
+		var wg sync.WaitGroup
+		for i, n := range names {
 			p := filepath.Join(dir, n+".wasm")
-			if err := filtertest.BuildGo(filepath.Join("testdata", n), p); err != nil {
-				goGuests.err = err
-				return
-			}
 			goGuests.paths[n] = p
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = filtertest.BuildGo(filepath.Join("testdata", n), p)
+			}()
 		}
+		wg.Wait()
+		goGuests.err = errors.Join(errs...)
 	})
 	if goGuests.err != nil {
 		b.Fatal(goGuests.err)

@@ -134,3 +134,31 @@ func TestSDKGuestBounded(t *testing.T) {
 		t.Errorf("goroutine warning:\n%s", logs)
 	}
 }
+
+// TestSDKGuards: the SDK's wasm-only guards. A filter that starts
+// goroutines gets one warning, however many it starts; a module that
+// registers no handler answers 500 and says why.
+func TestSDKGuards(t *testing.T) {
+	path := goGuest(t, "gomisuse")
+	h := filtertest.Load(t, path, filtertest.Options{Name: "misuse", Pool: wasm.PoolConfig{Min: 1, Max: 1},
+		Host: wasm.Config{CacheDir: testCache}})
+	spawn := httptest.NewRequest("GET", "/", nil)
+	spawn.Header.Set("X-Spawn", "1")
+	for _, r := range []*http.Request{httptest.NewRequest("GET", "/", nil), spawn, spawn, spawn} {
+		if res := h.Do(r); res.Status != 200 {
+			t.Fatalf("status %d", res.Status)
+		}
+	}
+	if n := strings.Count(strings.Join(h.Logs(), "\n"), "started goroutines"); n != 1 {
+		t.Errorf("%d goroutine warnings, want 1:\n%s", n, strings.Join(h.Logs(), "\n"))
+	}
+
+	none := filtertest.Load(t, path, filtertest.Options{Name: "nohandler",
+		Host: wasm.Config{CacheDir: testCache, GuestEnv: map[string]string{"GOGC": "25", "GOMISUSE_NOHANDLER": "1"}}})
+	if res := none.Do(httptest.NewRequest("GET", "/", nil)); res.Status != 500 || res.Next {
+		t.Errorf("no handler: status %d, upstream called %v", res.Status, res.Next)
+	}
+	if logs := strings.Join(none.Logs(), "\n"); !strings.Contains(logs, "no handler") {
+		t.Errorf("no log line says why:\n%s", logs)
+	}
+}
