@@ -83,6 +83,37 @@ func TestKubeE2E(t *testing.T) {
 		expect(t, tlsClient, "https://"+gw.addr("https"), "s.test", 200, "a")
 	})
 
+	t.Run("TLS Secret rotation", func(t *testing.T) {
+		roots := x509.NewCertPool()
+		roots.AddCert(ca.Cert)
+		served := func() string {
+			conn, err := tls.Dial("tcp", gw.addr("https"), &tls.Config{ServerName: "s.test", RootCAs: roots})
+			if err != nil {
+				return err.Error()
+			}
+			defer conn.Close()
+			return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+		}
+		if got := served(); got != leaf.Cert.SerialNumber.String() {
+			t.Fatalf("served certificate %s, want the Secret's %s", got, leaf.Cert.SerialNumber)
+		}
+		next, err := testcert.Leaf(ca, []string{"s.test"}, testcert.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec, err := k.CoreV1().Secrets("default").Get(ctx, "s-tls", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec.Data = map[string][]byte{"tls.crt": next.CertPEM, "tls.key": next.KeyPEM}
+		if _, err := k.CoreV1().Secrets("default").Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 5*time.Second, "the rotated certificate to be served", func() bool {
+			return served() == next.Cert.SerialNumber.String()
+		})
+	})
+
 	t.Run("edit takes effect within 1s, no failed request", func(t *testing.T) {
 		load := startLoad(t, client, plain, "a.test")
 		time.Sleep(300 * time.Millisecond) // requests in flight before the change
