@@ -1,10 +1,12 @@
 package kubetest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -15,7 +17,8 @@ import (
 
 // Netns is a network namespace the test created, linked to the host by a
 // veth pair: the host side is 10.213.N.1/30, the namespace side
-// 10.213.N.2/30. Servers listening inside it have an address that the API
+// 10.213.N.2/30, with N unused by any interface of the host (test
+// processes running in parallel each get their own). Servers listening inside it have an address that the API
 // server accepts in EndpointSlices (it refuses loopback ones), as pods do.
 //
 // Why namespaces and not a dial mapping in the gateway: the gateway then
@@ -31,6 +34,11 @@ type Netns struct {
 // netnsSeq numbers the namespaces of this process.
 var netnsSeq atomic.Int32
 
+// netnsLock serialises choosing a subnet across test processes (go test
+// runs packages in parallel): the subnet is taken once its host address
+// exists, which happens under the lock.
+var netnsLock = filepath.Join(os.TempDir(), "sluice-e2e-netns.lock")
+
 // NewNetns creates a network namespace and its veth link; cleanup removes
 // both. It needs root and the `ip` command (Debian package iproute2), and
 // fails t with how to get them otherwise.
@@ -42,20 +50,26 @@ func NewNetns(t testing.TB) *Netns {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatal("kubetest: the ip command is missing: install the Debian package iproute2 (scripts/deps.sh does)")
 	}
-	n := int(netnsSeq.Add(1))
-	if n > 250 {
-		t.Fatal("kubetest: more than 250 network namespaces in one process")
+	seq := int(netnsSeq.Add(1))
+	unlock, err := lockFile(netnsLock)
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	defer unlock()
+	n, err := freeSubnet()
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
 	}
 	pid := os.Getpid() % 100000
 	ns := &Netns{
-		Name:     fmt.Sprintf("sluice-e2e-%d-%d", pid, n),
+		Name:     fmt.Sprintf("sluice-e2e-%d-%d", pid, seq),
 		HostIP:   fmt.Sprintf("10.213.%d.1", n),
 		IP:       fmt.Sprintf("10.213.%d.2", n),
-		hostLink: fmt.Sprintf("sle%d-%d", pid, n), // at most 15 bytes
+		hostLink: fmt.Sprintf("sle%d-%d", pid, seq), // at most 15 bytes
 	}
 	peer := ns.hostLink + "p"
 	if len(peer) > 15 {
-		ns.hostLink = fmt.Sprintf("sle%d", n)
+		ns.hostLink = fmt.Sprintf("sle%d", n) // n is unique on the host
 		peer = ns.hostLink + "p"
 	}
 	ip := func(args ...string) {
@@ -78,6 +92,42 @@ func NewNetns(t testing.TB) *Netns {
 	ip("-n", ns.Name, "link", "set", peer, "up")
 	ip("-n", ns.Name, "link", "set", "lo", "up")
 	return ns
+}
+
+// freeSubnet returns N such that no interface has an address in
+// 10.213.N.0/24. Callers hold netnsLock.
+func freeSubnet() (int, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return 0, err
+	}
+	used := map[int]bool{}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip4 := ipn.IP.To4(); ip4 != nil && ip4[0] == 10 && ip4[1] == 213 {
+				used[int(ip4[2])] = true
+			}
+		}
+	}
+	for n := 1; n <= 250; n++ {
+		if !used[n] {
+			return n, nil
+		}
+	}
+	return 0, errors.New("no free subnet in 10.213.1-250.0/24: remove leftover sluice-e2e namespaces (ip netns list)")
+}
+
+// lockFile takes an exclusive flock on path and returns its release.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
 }
 
 // Listen opens a TCP listener on the namespace's address. The socket
