@@ -140,10 +140,10 @@ data:
 }
 
 // TestFilterNew scaffolds a filter with the real binary, then runs what
-// its README promises: make build, make test (native), make wasmtest (the
-// .wasm in a real host through wasm/filtertest). The Go commands run
-// offline against the module cache (GOPROXY=off): the scaffold points at
-// this checkout.
+// sdk/README.md promises: make build, make test (native), make wasmtest
+// (the .wasm in a real host through wasm/filtertest), and the filter on a
+// route of the real gateway. The Go commands run offline against the
+// module cache (GOPROXY=off): the scaffold points at this checkout.
 func TestFilterNew(t *testing.T) {
 	makeBin, err := exec.LookPath("make")
 	if err != nil {
@@ -170,6 +170,51 @@ func TestFilterNew(t *testing.T) {
 	}
 	if !bytes.HasPrefix(b, []byte("\x00asm")) {
 		t.Fatal("hello.wasm is not a WebAssembly module")
+	}
+
+	// README steps 5 and 6: the filter on a route, seen with an HTTP client.
+	be := startBackend(t, "web", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "filtered-by=%s\n", r.Header.Get("X-Filtered-By"))
+	}))
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
+	manifests := t.TempDir()
+	writeFile(t, filepath.Join(manifests, "base.yaml"), classYAML+"---\n"+service("web", be))
+	g := startGateway(t, "--config", cfgFile, "--manifests", manifests)
+	replaceFile(t, filepath.Join(manifests, "hello.yaml"),
+		filteredIngress("web", "web.test", "web", "name: hello\nmodule: file://"+filepath.Join(dir, "hello.wasm")))
+	client := &http.Client{Timeout: 10 * time.Second}
+	hello := func(hdr ...string) (int, string, error) {
+		req, _ := http.NewRequest("GET", "http://"+g.addr("http")+"/", nil)
+		req.Host = "web.test"
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	var last string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last answer of the hello route: %s", last)
+		}
+	})
+	waitUntil(t, 4*time.Minute, "the hello route", func() bool {
+		status, body, err := hello()
+		last = fmt.Sprintf("%d %q %v", status, body, err)
+		return err == nil && status == 200 && body == "filtered-by=hello\n"
+	})
+	status, body, err := hello("X-Block", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != 403 || body != "blocked by hello\n" {
+		t.Fatalf("X-Block: %d %q, want 403 from the filter", status, body)
 	}
 }
 

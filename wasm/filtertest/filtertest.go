@@ -228,8 +228,10 @@ func (l *logBuffer) lines() []string {
 
 // BuildGo builds the standard-Go filter in dir (a main package using the
 // SDK) into out with the Go toolchain running the caller:
-// GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o out .
+// GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o out .
 // GOWORK is off so the filter's own go.mod decides its dependencies.
+// -trimpath keeps the folder out of the module, so the same source gives
+// the same digest wherever it is built (sha256 pins, compilation cache).
 func BuildGo(dir, out string) error {
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {
@@ -241,7 +243,7 @@ func BuildGo(dir, out string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", abs, ".")
+	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-trimpath", "-o", abs, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -11,7 +11,7 @@
 //
 // require_cert answers 401 to clients without a verified certificate.
 //
-// Build: make build (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o peerlimit.wasm .)
+// Build: make build (or GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o peerlimit.wasm .)
 package main
 
 import (
