@@ -379,7 +379,7 @@ func (p *plugin) run() {
 			p.log.Info("plugin running", "pid", pr.pid)
 			reason := p.watch(pr)
 			p.proc.Store(nil)
-			p.kill(pr)
+			p.kill(pr, reason == "")
 			if reason == "" { // stopped
 				p.log.Info("plugin stopped", "pid", pr.pid)
 				return
@@ -464,7 +464,7 @@ func (p *plugin) launch() (*proc, error) {
 	})
 	pr := &proc{client: client, sockDir: sockDir}
 	fail := func(err error) (*proc, error) {
-		p.kill(pr)
+		p.kill(pr, false)
 		return nil, err
 	}
 	rpc, err := client.Client()
@@ -491,11 +491,32 @@ func (p *plugin) launch() (*proc, error) {
 	return pr, nil
 }
 
-// kill ends the process gracefully if it answers (go-plugin gives it 2 s),
+// killWait bounds go-plugin's graceful kill, which itself waits 2 s for
+// the process to exit but blocks for ever on a process that accepts the
+// connection and never answers (stopped, deadlocked).
+const killWait = 3 * time.Second
+
+// kill ends the process, gracefully if it answers and graceful is set,
 // then kills whatever is left of its process group: children it started
-// included.
-func (p *plugin) kill(pr *proc) {
-	pr.client.Kill()
+// included. It always returns, within killWait plus the kill.
+func (p *plugin) kill(pr *proc, graceful bool) {
+	if !graceful && pr.pid > 0 {
+		killGroup(pr.pid) // unhealthy: no goodbye
+	}
+	done := make(chan struct{})
+	go func() {
+		pr.client.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(killWait):
+		p.log.Warn("plugin did not stop in time; killing it", "pid", pr.pid)
+		if pr.pid > 0 {
+			killGroup(pr.pid) // its connection breaks, and Kill returns
+		}
+		<-done
+	}
 	if pr.pid > 0 {
 		killGroup(pr.pid)
 	}

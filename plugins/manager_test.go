@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -385,5 +387,53 @@ func TestServesRightAfterSync(t *testing.T) {
 			t.Fatalf("round %d: the first request after Sync answered %d", i, resp.StatusCode)
 		}
 		m.Close()
+	}
+}
+
+// TestHealthCheckRestartsStuck: a process that is alive but does not
+// answer (SIGSTOP) fails its health ping and is replaced.
+func TestHealthCheckRestartsStuck(t *testing.T) {
+	logs := &syncBuffer{}
+	m := NewManager(Options{
+		Logger:         slog.New(slog.NewTextHandler(logs, nil)),
+		HealthInterval: 300 * time.Millisecond,
+		BackoffMin:     50 * time.Millisecond,
+		SocketDir:      t.TempDir(),
+	})
+	defer m.Close()
+	mustSync(t, m, Spec{Name: "stuck", Command: testPlugin})
+	pid := m.PID("stuck")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "a new process", func() bool { p := m.PID("stuck"); return p != 0 && p != pid })
+	waitUntil(t, 5*time.Second, "the stopped process to be killed", func() bool { return !alive(pid) })
+	if !strings.Contains(logs.String(), "health check failed") {
+		t.Errorf("the reason is not logged:\n%s", logs.String())
+	}
+}
+
+// TestCloseStuck: Close returns even when a plugin is alive but frozen
+// (go-plugin's graceful kill alone would wait for it for ever).
+func TestCloseStuck(t *testing.T) {
+	m := NewManager(Options{HealthInterval: time.Hour, SocketDir: t.TempDir()})
+	mustSync(t, m, Spec{Name: "frozen", Command: testPlugin})
+	pid := m.PID("frozen")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		m.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatal("Close did not return with a frozen plugin")
+	}
+	if alive(pid) {
+		t.Errorf("the frozen plugin (%d) survived Close", pid)
 	}
 }
