@@ -79,6 +79,10 @@ func TestMiddleware(t *testing.T) {
 	if !strings.Contains(logs.String(), "no answer within 1s") {
 		t.Errorf("the timeout is not logged:\n%s", logs.String())
 	}
+	// The connection is mutually authenticated TLS (go-plugin AutoMTLS).
+	if !strings.Contains(logs.String(), "configuring client automatic mTLS") || !strings.Contains(logs.String(), "configuring server automatic mTLS") {
+		t.Errorf("AutoMTLS was not set up on both sides:\n%s", logs.String())
+	}
 	// The plugin's own log lines reach the gateway log with its name.
 	if !strings.Contains(logs.String(), `msg=configured plugin=closed`) {
 		t.Errorf("the plugin's log line is missing:\n%s", logs.String())
