@@ -11,7 +11,7 @@ import (
 )
 
 // Runtime settings the SDK applies in init when the host's environment
-// does not set them (see RATIONALE.sdk.md, "Why does the SDK set GOGC and
+// does not set them (see RATIONALE.md, "Why does the SDK set GOGC and
 // a memory limit?"). Sluice sets GOGC=25 itself; other http-wasm hosts
 // may set nothing.
 const (

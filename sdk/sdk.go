@@ -314,7 +314,7 @@ func split(count int, b []byte) []string {
 
 // Strings the SDK returns are carved from chunks of arenaChunk bytes
 // instead of allocated one by one: a Go allocation costs the guest about
-// 0.7 µs, most of a header read (RATIONALE.sdk.md, "Why a string
+// 0.7 µs, most of a header read (RATIONALE.md, "Why a string
 // arena?"). Bytes handed out are never written again, so the strings are
 // ordinary immutable strings; a string kept alive keeps its chunk alive.
 const (

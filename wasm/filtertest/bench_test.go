@@ -19,7 +19,7 @@ import (
 )
 
 // The SDK's per-request cost, measured in one run against a no-filter
-// baseline: BENCHMARKS.sdk.md has the numbers and the command.
+// baseline: BENCHMARKS.md has the numbers and the command.
 
 var goGuests struct {
 	once  sync.Once

@@ -128,7 +128,7 @@ func TestSDKGuestBounded(t *testing.T) {
 		}
 	}
 	if pages := h.Metric("memory_pages"); pages == 0 || pages > 80 {
-		t.Errorf("linear memory %d pages after 20k requests, want (0, 80] (BENCHMARKS.sdk.md: 68)", pages)
+		t.Errorf("linear memory %d pages after 20k requests, want (0, 80] (BENCHMARKS.md: 68)", pages)
 	}
 	if logs := strings.Join(h.Logs(), "\n"); strings.Contains(logs, "goroutines") {
 		t.Errorf("goroutine warning:\n%s", logs)

@@ -11,7 +11,7 @@
 //     globals, so two gateways in one process (tests) do not share state.
 //   - The data the handshake reads (static certificates, managed and routed
 //     names) is an immutable View swapped atomically by Update.
-//   - See RATIONALE.tls.md for the choices made here.
+//   - See RATIONALE.md for the choices made here.
 package tlsmgr
 
 import (
