@@ -10,4 +10,5 @@ trap cleanup EXIT INT TERM
 ./bin/echo -addr 127.0.0.1:9002 -name web-2 & pids+=($!)
 ./bin/echo -addr 127.0.0.1:9003 -name api & pids+=($!)
 echo "try: curl http://demo.localhost:8080/   curl http://demo.localhost:8080/api/users"
+echo "     curl --cacert <(./bin/sluice ca export --config examples/standalone/sluice.yaml) https://demo.localhost:8443/"
 ./bin/sluice run --config examples/standalone/sluice.yaml "$@"
