@@ -124,7 +124,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var act *RequestAction
-	err := p.call(r.Context(), "request", func(ctx context.Context, pf Filter) error {
+	p, err := f.call(r.Context(), p, "request", func(ctx context.Context, pf Filter) error {
 		var err error
 		act, err = pf.HandleRequest(ctx, &Request{
 			Method:     r.Method,
@@ -164,6 +164,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{w: w, f: f, p: p, ctx: r.Context(), state: act.State}
 	h.next.ServeHTTP(rw, out)
 	rw.commit(http.StatusOK) // a handler that wrote nothing sent 200
+}
+
+// call runs fn on p and returns the plugin that answered. A plugin being
+// replaced (config or binary change) may be killed between a request
+// picking it and its call; such a call is retried once on the successor,
+// so a reload loses no request.
+func (f *RouteFilter) call(ctx context.Context, p *plugin, phase string, fn func(context.Context, Filter) error) (*plugin, error) {
+	err := p.call(ctx, phase, fn)
+	var ce *callError
+	if err != nil && errors.As(err, &ce) && ce.kind == failUnavailable {
+		if next := f.slot.cur.Load(); next != nil && next != p && ctx.Err() == nil {
+			return next, next.call(ctx, phase, fn)
+		}
+	}
+	return p, err
 }
 
 // call runs fn against the current process under the per-call timeout and
@@ -361,7 +376,8 @@ func (rw *responseWriter) commit(code int) {
 	rw.done = true
 	h := rw.w.Header()
 	var act *ResponseAction
-	err := rw.p.call(rw.ctx, "response", func(ctx context.Context, pf Filter) error {
+	var err error
+	rw.p, err = rw.f.call(rw.ctx, rw.p, "response", func(ctx context.Context, pf Filter) error {
 		var err error
 		act, err = pf.HandleResponse(ctx, &Response{Status: code, Header: h, State: rw.state})
 		return err

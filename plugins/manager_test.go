@@ -441,3 +441,69 @@ func TestCloseStuck(t *testing.T) {
 		t.Errorf("the frozen plugin (%d) survived Close", pid)
 	}
 }
+
+// TestReloadUnderLoad: restarts for config changes under steady load lose
+// no request, even with the closed policy: the successor starts first, the
+// old process finishes its calls, and a call that picked the old process
+// just before it was killed is retried on the new one.
+func TestReloadUnderLoad(t *testing.T) {
+	m, _ := newManager(t)
+	spec := Spec{Name: "p", Command: testPlugin}
+	mustSync(t, m, spec)
+	f, _ := m.Filter("p", nil, nil)
+	h := f.Middleware(upstream)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var ok, bad atomic.Int64
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if resp := serve(h); resp.StatusCode == 200 && resp.Header.Get("X-Plugin-Response") == "p" {
+					ok.Add(1)
+				} else {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	pids := map[int]bool{m.PID("p"): true}
+	for i := range 5 {
+		spec.Env = []string{fmt.Sprintf("ROUND=%d", i)}
+		mustSync(t, m, spec)
+		pids[m.PID("p")] = true
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if len(pids) != 6 {
+		t.Errorf("%d distinct processes, want 6 (one per config)", len(pids))
+	}
+	if bad.Load() != 0 || ok.Load() == 0 {
+		t.Errorf("%d requests failed across the reloads (%d succeeded)", bad.Load(), ok.Load())
+	}
+}
+
+// TestRetryOnSuccessor: a call that picked a plugin which has since been
+// replaced and stopped is retried on the successor.
+func TestRetryOnSuccessor(t *testing.T) {
+	m, _ := newManager(t)
+	mustSync(t, m, Spec{Name: "p", Command: testPlugin})
+	f, _ := m.Filter("p", nil, nil)
+	old := f.slot.cur.Load()
+	mustSync(t, m, Spec{Name: "p", Command: testPlugin, Env: []string{"V=2"}})
+	waitUntil(t, 10*time.Second, "the old process to stop", func() bool { return old.proc.Load() == nil })
+	got, err := f.call(context.Background(), old, "request", func(ctx context.Context, pf Filter) error {
+		_, err := pf.HandleRequest(ctx, &Request{Method: "GET", URI: "/", Header: http.Header{}})
+		return err
+	})
+	if err != nil || got != f.slot.cur.Load() || got == old {
+		t.Fatalf("call on a replaced plugin: %v (answered by the successor: %v)", err, got == f.slot.cur.Load())
+	}
+}
