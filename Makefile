@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
-.PHONY: run test check build deps bench-go clean proto
+.PHONY: run test check build deps bench-go clean proto filters
 
 build:
 	$(GO) build -o $(BIN)/sluice ./cmd/sluice
@@ -28,6 +28,18 @@ check:
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+
+# Rebuild the built-in filters (filters/NAME, Go + SDK) into
+# filters/wasm/NAME.wasm, which the gateway binary embeds. The modules are
+# committed, so a plain `go build` needs no wasm toolchain step;
+# filters.TestModulesUpToDate fails when one is stale.
+FILTERS := $(patsubst filters/%/go.mod,%,$(wildcard filters/*/go.mod))
+filters:
+	@for f in $(FILTERS); do \
+		echo "filters: $$f"; \
+		(cd filters/$$f && GOOS=wasip1 GOARCH=wasm GOWORK=off $(GO) build -buildmode=c-shared -trimpath -o ../wasm/$$f.wasm .) || exit 1; \
+		(cd filters/$$f && GOWORK=off $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test ./...) || exit 1; \
+	done
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... | tee $(BIN)/bench-new.txt

@@ -1,0 +1,60 @@
+// Package filters carries Sluice's built-in filters: their compiled wasm
+// modules, embedded in the gateway binary, and the validation of their
+// configs. The sources are Go programs written with the SDK, one module
+// per filter under filters/NAME; `make filters` rebuilds the modules into
+// filters/wasm/NAME.wasm, and TestModulesUpToDate fails when a committed
+// module is stale.
+package filters
+
+import (
+	"embed"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sluicegw/sluice/filters/policy"
+)
+
+//go:embed wasm/*.wasm
+var modules embed.FS
+
+// validators parse a built-in's config: the same code the filter runs.
+var validators = map[string]func([]byte) error{
+	"ratelimit": func(b []byte) error { _, err := policy.ParseRateLimit(b); return err },
+}
+
+// Names returns the names of the built-in filters, sorted.
+func Names() []string {
+	entries, _ := modules.ReadDir("wasm")
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".wasm"))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Module returns the compiled module of the built-in filter name, and
+// false when there is none. The bytes are shared: do not modify them.
+func Module(name string) ([]byte, bool) {
+	if name == "" || strings.ContainsAny(name, "/.") {
+		return nil, false
+	}
+	b, err := modules.ReadFile("wasm/" + name + ".wasm")
+	return b, err == nil
+}
+
+// Validate checks config (JSON) for the built-in filter name, as the
+// filter will parse it. The error names the field, e.g.
+// `config: limits[0].rate: must be at least 1`.
+func Validate(name string, config []byte) error {
+	if _, ok := Module(name); !ok {
+		return fmt.Errorf("no built-in filter %q (built-ins: %s)", name, strings.Join(Names(), ", "))
+	}
+	if v := validators[name]; v != nil {
+		if err := v(config); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package filters
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluicegw/sluice/wasm/filtertest"
+)
+
+// TestModulesUpToDate rebuilds every built-in from its source and compares
+// it with the committed module: `make filters` after changing a filter.
+func TestModulesUpToDate(t *testing.T) {
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), name+".wasm")
+			if err := filtertest.BuildGo(name, out); err != nil {
+				t.Fatal(err)
+			}
+			built, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			committed, _ := Module(name)
+			if !bytes.Equal(built, committed) {
+				t.Fatalf("filters/wasm/%s.wasm is stale (%d bytes, the source builds %d): run make filters", name, len(committed), len(built))
+			}
+		})
+	}
+}
+
+func TestNamesAndModule(t *testing.T) {
+	names := Names()
+	if !strings.Contains(strings.Join(names, ","), "ratelimit") {
+		t.Fatalf("Names() = %v, want ratelimit among them", names)
+	}
+	for _, n := range names {
+		b, ok := Module(n)
+		if !ok || !bytes.HasPrefix(b, []byte("\x00asm")) {
+			t.Errorf("Module(%q): %v, %d bytes, not a wasm module", n, ok, len(b))
+		}
+		if _, err := os.Stat(filepath.Join(n, "main.go")); err != nil {
+			t.Errorf("built-in %q has no source: %v", n, err)
+		}
+	}
+	for _, n := range []string{"", "nope", "../wasm/ratelimit", "ratelimit.wasm"} {
+		if _, ok := Module(n); ok {
+			t.Errorf("Module(%q) found a module", n)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name, config, err string
+	}{
+		{"ratelimit", `{"rate":10,"burst":20,"key":"client_ip"}`, ""},
+		{"ratelimit", `{"rate":0}`, "config: rate: required"},
+		{"ratelimit", `{"rate":-1}`, "config: rate: must be at least 1"},
+		{"ratelimit", `{"limits":[{"rate":1},{"rate":-1}]}`, "config: limits[1].rate: must be at least 1"},
+		{"ratelimit", `{"rate":1,"rat":2}`, `config: unknown field "rat"`},
+		{"nope", `{}`, `no built-in filter "nope"`},
+	} {
+		err := Validate(tc.name, []byte(tc.config))
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.err)) {
+			t.Errorf("Validate(%s, %s) = %v, want %q", tc.name, tc.config, err, tc.err)
+		}
+	}
+}

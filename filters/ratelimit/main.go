@@ -1,0 +1,130 @@
+// Command ratelimit is Sluice's built-in rate limit filter: token buckets
+// per key (client IP, TLS identity, a header, the host, the route or a
+// combination), several limits per route. A request over a limit gets 429
+// with Retry-After, RateLimit-Policy and RateLimit and never reaches the
+// upstream. Buckets live in the gateway (sluice.rate_take): shared by every
+// instance of the filter, and across replicas when the gateway uses Redis.
+//
+// The config is parsed by package policy, which the gateway also uses to
+// refuse a bad config when it loads the route. See README.md.
+package main
+
+import (
+	"strings"
+
+	"github.com/sluicegw/sluice/filters/policy"
+	"github.com/sluicegw/sluice/sdk"
+)
+
+func init() { sdk.Handle(&filter{}) }
+
+// main is never called: the filter is a reactor, set up by init.
+func main() {}
+
+type filter struct {
+	cfg    *policy.RateLimit // parsed on the first request
+	policy string            // RateLimit-Policy value
+	cfgErr error
+}
+
+func (f *filter) config() (*policy.RateLimit, error) {
+	if f.cfg == nil && f.cfgErr == nil {
+		f.cfg, f.cfgErr = policy.ParseRateLimit(sdk.Config())
+		if f.cfgErr == nil {
+			f.policy = f.cfg.PolicyHeader()
+		}
+	}
+	return f.cfg, f.cfgErr
+}
+
+func (f *filter) HandleRequest(req sdk.Request, resp sdk.Response) bool {
+	cfg, err := f.config()
+	if err != nil {
+		// The gateway validates the config before loading the filter, so
+		// this is only reached by a gateway that does not.
+		sdk.Log(sdk.LogError, "ratelimit: config: "+err.Error())
+		return answer(resp, 500, "filter misconfigured\n")
+	}
+	var (
+		denied    bool
+		retry     sdk.Decision // the denial with the longest wait
+		retryName string
+		low       = sdk.Decision{Remaining: -1} // the allowed take with the fewest left
+		lowName   string
+	)
+	for _, l := range cfg.Limits {
+		d, err := sdk.RateTake(l.Name+"\x00"+key(req, cfg, l), sdk.Limit{Rate: l.Rate, Period: l.Period, Burst: l.Burst})
+		switch {
+		case err == sdk.ErrUnavailable:
+			if cfg.OnUnavailable == "deny" {
+				return answer(resp, 503, "rate limit store unavailable\n")
+			}
+			continue // the gateway logs the outage once per interval
+		case err != nil:
+			sdk.Log(sdk.LogError, "ratelimit: "+err.Error())
+			return answer(resp, 500, "filter misconfigured\n")
+		case !d.Allowed:
+			if !denied || d.RetryAfter > retry.RetryAfter {
+				retry, retryName = d, l.Name
+			}
+			denied = true
+		case low.Remaining < 0 || d.Remaining < low.Remaining:
+			low, lowName = d, l.Name
+		}
+	}
+	h := resp.Header()
+	h.Set("RateLimit-Policy", f.policy)
+	if denied {
+		_ = sdk.MetricAdd("limited_total", 1)
+		h.Set("Retry-After", policy.RetryAfter(retry.RetryAfter))
+		h.Set("RateLimit", policy.StateHeader(retryName, 0, retry.RetryAfter))
+		return answer(resp, 429, "rate limit exceeded\n")
+	}
+	if lowName != "" {
+		h.Set("RateLimit", policy.StateHeader(lowName, low.Remaining, 0))
+	}
+	return true
+}
+
+// key is the bucket key of l for req: its parts joined by NUL.
+func key(req sdk.Request, cfg *policy.RateLimit, l policy.Limit) string {
+	var b strings.Builder
+	for i, p := range l.Key {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		switch p.Kind {
+		case "client_ip":
+			b.WriteString(policy.ClientIP(req.SourceAddr(), req.Header().Values("X-Forwarded-For"), cfg.TrustedProxies))
+		case "tls_identity":
+			b.WriteString(identity(req, cfg))
+		case "header":
+			b.WriteString(req.Header().Get(p.Header))
+		case "host":
+			b.WriteString(strings.ToLower(req.Header().Get("Host")))
+		case "route":
+			// Buckets are per filter, and a filter per route entry: one
+			// bucket for every request of the entry.
+		}
+	}
+	return b.String()
+}
+
+// identity is the verified client certificate's SPIFFE ID, else its
+// subject; without one, "ip:" and the client address.
+func identity(req sdk.Request, cfg *policy.RateLimit) string {
+	if p := sdk.TLSPeer(); p.Status == sdk.PeerVerified {
+		if p.SPIFFEID != "" {
+			return "id:" + p.SPIFFEID
+		}
+		return "id:" + p.Subject
+	}
+	return "ip:" + policy.ClientIP(req.SourceAddr(), req.Header().Values("X-Forwarded-For"), cfg.TrustedProxies)
+}
+
+func answer(resp sdk.Response, status int, body string) bool {
+	resp.SetStatusCode(status)
+	resp.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	resp.Body().WriteString(body)
+	return false
+}
