@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/model"
+	builtins "github.com/sluicegw/sluice/filters"
 	"github.com/sluicegw/sluice/wasm"
 )
 
@@ -119,6 +120,11 @@ func (g *Gateway) filterSpec(cfg *config.Config, ref model.FilterRef) (wasm.Filt
 	module, sha, fail := ref.Module, ref.SHA256, ref.Fail
 	if module == "" {
 		named, ok := cfg.Filters[ref.Name]
+		if _, builtin := builtins.Module(ref.Name); !ok && builtin {
+			// A built-in by name (issue 5): a config-file name wins.
+			module, ok = "builtin:"+ref.Name, true
+			named.Module = module
+		}
 		if !ok {
 			return spec, fmt.Errorf("no filter %q in the config file's filters or plugins section", ref.Name)
 		}
@@ -143,7 +149,17 @@ func (g *Gateway) filterSpec(cfg *config.Config, ref model.FilterRef) (wasm.Filt
 	case strings.HasPrefix(module, "https://"):
 		spec.Module = wasm.Source{URL: module, SHA256: sha}
 	case strings.HasPrefix(module, "builtin:"):
-		return spec, fmt.Errorf("module %q: there are no built-in filters yet", module)
+		// Built-in filters (issue 5): the embedded module; its config is
+		// checked here so that a bad one refuses the route at load.
+		name := strings.TrimPrefix(module, "builtin:")
+		b, ok := builtins.Module(name)
+		if !ok {
+			return spec, fmt.Errorf("module %q: no such built-in filter (built-ins: %s)", module, strings.Join(builtins.Names(), ", "))
+		}
+		if err := builtins.Validate(name, spec.Config); err != nil {
+			return spec, fmt.Errorf("built-in filter %s: %w", name, err)
+		}
+		spec.Module = wasm.Source{Bytes: b, SHA256: sha}
 	default:
 		spec.Module = wasm.Source{Path: strings.TrimPrefix(module, "file://"), SHA256: sha}
 	}

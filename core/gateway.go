@@ -33,6 +33,7 @@ import (
 	"github.com/sluicegw/sluice/core/internal/translate"
 	"github.com/sluicegw/sluice/core/internal/upstream"
 	"github.com/sluicegw/sluice/core/internal/watch"
+	builtins "github.com/sluicegw/sluice/filters"
 	"github.com/sluicegw/sluice/plugins"
 )
 
@@ -145,7 +146,8 @@ func translateOptions(cfg *config.Config) translate.Options {
 		KnownFilters: func(name string) bool {
 			_, ok := cfg.Filters[name]
 			_, plugin := cfg.Plugins[name]
-			return ok || plugin
+			_, builtin := builtins.Module(name) // built-in filters (issue 5)
+			return ok || plugin || builtin
 		},
 		Balancer: model.Balancer(cfg.Upstream.Balancer),
 		Timeouts: model.Timeouts{

@@ -7,7 +7,7 @@
 package filters
 
 import (
-	"embed"
+	_ "embed" // the compiled modules
 	"fmt"
 	"slices"
 	"strings"
@@ -15,8 +15,14 @@ import (
 	"github.com/sluicegw/sluice/filters/policy"
 )
 
-//go:embed wasm/*.wasm
-var modules embed.FS
+// modules are the compiled built-ins, by name. A []byte embed is the
+// binary's own data, not a copy.
+var modules = map[string][]byte{
+	"ratelimit": ratelimitWasm,
+}
+
+//go:embed wasm/ratelimit.wasm
+var ratelimitWasm []byte
 
 // validators parse a built-in's config: the same code the filter runs.
 var validators = map[string]func([]byte) error{
@@ -25,10 +31,9 @@ var validators = map[string]func([]byte) error{
 
 // Names returns the names of the built-in filters, sorted.
 func Names() []string {
-	entries, _ := modules.ReadDir("wasm")
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, strings.TrimSuffix(e.Name(), ".wasm"))
+	names := make([]string, 0, len(modules))
+	for n := range modules {
+		names = append(names, n)
 	}
 	slices.Sort(names)
 	return names
@@ -37,11 +42,8 @@ func Names() []string {
 // Module returns the compiled module of the built-in filter name, and
 // false when there is none. The bytes are shared: do not modify them.
 func Module(name string) ([]byte, bool) {
-	if name == "" || strings.ContainsAny(name, "/.") {
-		return nil, false
-	}
-	b, err := modules.ReadFile("wasm/" + name + ".wasm")
-	return b, err == nil
+	b, ok := modules[name]
+	return b, ok
 }
 
 // Validate checks config (JSON) for the built-in filter name, as the

@@ -34,6 +34,13 @@ func TestModulesUpToDate(t *testing.T) {
 
 func TestNamesAndModule(t *testing.T) {
 	names := Names()
+	sources, err := filepath.Glob("*/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sources) != len(names) {
+		t.Errorf("sources %v, built-ins %v: every filters/NAME/go.mod needs an embedded module", sources, names)
+	}
 	if !strings.Contains(strings.Join(names, ","), "ratelimit") {
 		t.Fatalf("Names() = %v, want ratelimit among them", names)
 	}
