@@ -90,6 +90,7 @@ func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
 	all := append([]string{"run", "--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(binary, all...)
+	dieWithTest(cmd)
 	// XDG_DATA_HOME: the default certificate storage (tls.storage unset)
 	// is under it, so no test writes into the user's home.
 	cmd.Env = append(os.Environ(), "SLUICE_LOG_FORMAT=json", "XDG_DATA_HOME="+t.TempDir())
