@@ -13,7 +13,7 @@ import (
 // BenchmarkFilters compares, in one run, a request through no filter,
 // through the no-op WASM filter (wasm/testdata/noop.wasm) and through the
 // no-op native plugin (one gRPC round trip to another process), serially
-// and with parallel requests. BENCHMARKS.plugins.md has the numbers.
+// and with parallel requests. BENCHMARKS.md has the numbers.
 func BenchmarkFilters(b *testing.B) {
 	ctx := context.Background()
 	end := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
