@@ -1,0 +1,109 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// builtinGet sends GET / for host through the gateway's HTTP listener.
+func builtinGet(t *testing.T, g *gateway, host string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	status, h, body, err := tryBuiltinGet(g, host, hdr...)
+	if err != nil {
+		t.Fatalf("GET %s: %v", host, err)
+	}
+	return status, h, body
+}
+
+func tryBuiltinGet(g *gateway, host string, hdr ...string) (int, http.Header, string, error) {
+	req, err := http.NewRequest("GET", "http://"+g.addr("http")+"/", nil)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	req.Host = host
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b), err
+}
+
+// TestRateLimitThroughGateway: the built-in ratelimit filter, by name in
+// the annotation and through a config-file name pointing at
+// builtin:ratelimit, answers 429 with Retry-After and RateLimit headers
+// after the burst, and the upstream never sees a limited request. A bad
+// config is refused at load: a warning naming the filter and the field,
+// and the route answers 503.
+func TestRateLimitThroughGateway(t *testing.T) {
+	var seen atomic.Int64
+	be := startBackend(t, "web", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.WriteString(w, "web\n")
+	}))
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, `wasm:
+  cache_dir: `+wazeroCache+`
+filters:
+  strict:
+    module: builtin:ratelimit
+    config: {limits: [{name: per-client, rate: 1, period: 1m, burst: 1, key: "client_ip+header:X-User"}]}
+`)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be))
+	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+	writeFile(t, filepath.Join(dir, "routes.yaml"),
+		filteredIngress("limited", "limited.test", "web", "name: ratelimit\nconfig: {rate: 1, period: 1m, burst: 3, key: route}")+"---\n"+
+			filteredIngress("named", "named.test", "web", "name: strict")+"---\n"+
+			filteredIngress("bad", "bad.test", "web", "name: ratelimit\nconfig: {limits: [{rate: 0, burst: 2}]}"))
+
+	// The route appears once its filter is compiled (a cold compile of the
+	// guest in a -race gateway takes a while).
+	waitUntil(t, 4*time.Minute, "the rate-limited routes", func() bool {
+		status, _, _, err := tryBuiltinGet(g, "named.test", "X-User", "warmup")
+		return err == nil && status == 200
+	})
+	before := seen.Load()
+	for i, want := range []int{200, 200, 200, 429, 429} {
+		status, hdr, body := builtinGet(t, g, "limited.test")
+		if status != want {
+			t.Fatalf("request %d: %d %q, want %d", i, status, body, want)
+		}
+		if got := hdr.Get("RateLimit-Policy"); got != `"default";q=1;w=60` {
+			t.Errorf("request %d: RateLimit-Policy %q", i, got)
+		}
+		if want == 429 {
+			if hdr.Get("Retry-After") != "60" || hdr.Get("RateLimit") != `"default";r=0;t=60` || !strings.Contains(body, "rate limit exceeded") {
+				t.Errorf("request %d: Retry-After %q RateLimit %q body %q", i, hdr.Get("Retry-After"), hdr.Get("RateLimit"), body)
+			}
+		}
+	}
+	if got := seen.Load() - before; got != 3 {
+		t.Errorf("the upstream saw %d requests, want 3: limited requests must not reach it", got)
+	}
+
+	// The config-file name: one token per client and X-User.
+	for i, tc := range []struct {
+		user   string
+		status int
+	}{{"alice", 200}, {"alice", 429}, {"bob", 200}, {"warmup", 429}} {
+		if status, _, body := builtinGet(t, g, "named.test", "X-User", tc.user); status != tc.status {
+			t.Fatalf("named request %d (%s): %d %q, want %d", i, tc.user, status, body, tc.status)
+		}
+	}
+
+	// The bad config: refused at load, the route is not served.
+	if status, _, body := builtinGet(t, g, "bad.test"); status != 503 {
+		t.Errorf("bad config: %d %q, want 503", status, body)
+	}
+	g.waitLog(t, "built-in filter ratelimit: config: limits[0].rate: must be at least 1")
+}
