@@ -101,6 +101,13 @@ type Source struct {
 	events eventRecorder
 }
 
+// watchedKind is one informer and the filter of its events.
+type watchedKind struct {
+	kind     string
+	informer cache.SharedIndexInformer
+	relevant func(obj any) bool
+}
+
 // listers read the informer caches.
 type listers struct {
 	ingresses cache.Indexer
@@ -158,8 +165,10 @@ func New(opts Options) (*Source, error) {
 	return s, nil
 }
 
-// Degraded returns "" while the API server is reachable, else why it is
-// not (e.g. "api server unreachable: Ingress watch: connection refused").
+// Degraded returns "" while the API server is reachable and every watch
+// works, else why not (e.g. "api server unreachable: Get
+// \"https://…/version\": … connection refused", or "api server refuses the
+// Secret watch: …").
 // The routes of the last delivery stay served meanwhile.
 func (s *Source) Degraded() string { return s.health.degraded() }
 
@@ -171,7 +180,7 @@ func (s *Source) Degraded() string { return s.health.degraded() }
 // place.
 //
 // Run blocks until ctx is done and returns nil then; it returns an error
-// only when called a second time. An unreachable API server is no error:
+// only when called a second time or when an informer cannot be set up. An unreachable API server is no error:
 // Run waits (before the first delivery) or keeps the last state (after it)
 // and reports Degraded until the server is back. It leaves no goroutine
 // behind.
@@ -194,11 +203,7 @@ func (s *Source) Run(ctx context.Context, onChange func(translate.Input, []model
 	classes := factory.Networking().V1().IngressClasses().Informer()
 	services := factory.Core().V1().Services().Informer()
 	slices := factory.Discovery().V1().EndpointSlices().Informer()
-	watched := []struct {
-		kind     string
-		informer cache.SharedIndexInformer
-		relevant func(obj any) bool
-	}{
+	watched := []watchedKind{
 		{"Ingress", ingresses, func(any) bool { return true }},
 		{"IngressClass", classes, func(any) bool { return true }},
 		{"Service", services, s.serviceRelevant},
@@ -212,11 +217,7 @@ func (s *Source) Run(ctx context.Context, onChange func(translate.Input, []model
 		secrets = perSecret
 	} else {
 		inf := factory.Core().V1().Secrets().Informer()
-		watched = append(watched, struct {
-			kind     string
-			informer cache.SharedIndexInformer
-			relevant func(obj any) bool
-		}{"Secret", inf, s.secretRelevant})
+		watched = append(watched, watchedKind{"Secret", inf, s.secretRelevant})
 		secrets = indexerSecrets{inf.GetIndexer()}
 	}
 	synced := make([]cache.InformerSynced, 0, len(watched))
