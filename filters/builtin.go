@@ -18,15 +18,20 @@ import (
 // modules are the compiled built-ins, by name. A []byte embed is the
 // binary's own data, not a copy.
 var modules = map[string][]byte{
-	"ratelimit": ratelimitWasm,
+	"header-policy": headerPolicyWasm,
+	"ratelimit":     ratelimitWasm,
 }
+
+//go:embed wasm/header-policy.wasm
+var headerPolicyWasm []byte
 
 //go:embed wasm/ratelimit.wasm
 var ratelimitWasm []byte
 
 // validators parse a built-in's config: the same code the filter runs.
 var validators = map[string]func([]byte) error{
-	"ratelimit": func(b []byte) error { _, err := policy.ParseRateLimit(b); return err },
+	"header-policy": func(b []byte) error { _, err := policy.ParseHeaderPolicy(b); return err },
+	"ratelimit":     func(b []byte) error { _, err := policy.ParseRateLimit(b); return err },
 }
 
 // Names returns the names of the built-in filters, sorted.

@@ -69,6 +69,8 @@ func TestValidate(t *testing.T) {
 		{"ratelimit", `{"rate":-1}`, "config: rate: must be at least 1"},
 		{"ratelimit", `{"limits":[{"rate":1},{"rate":-1}]}`, "config: limits[1].rate: must be at least 1"},
 		{"ratelimit", `{"rate":1,"rat":2}`, `config: unknown field "rat"`},
+		{"header-policy", `{"request":{"set":{"X-Id":"${request_id}"},"request_id":true},"response":{"hsts":true}}`, ""},
+		{"header-policy", `{"request":{"require":[{"name":"X","match":"("}]}}`, "config: request.require[0].match: error parsing regexp"},
 		{"nope", `{}`, `no built-in filter "nope"`},
 	} {
 		err := Validate(tc.name, []byte(tc.config))
