@@ -107,3 +107,59 @@ filters:
 	}
 	g.waitLog(t, "built-in filter ratelimit: config: limits[0].rate: must be at least 1")
 }
+
+// TestHeaderPolicyThroughGateway: the built-in header-policy applies its
+// rules on both directions through the real gateway.
+func TestHeaderPolicyThroughGateway(t *testing.T) {
+	be := startBackend(t, "web", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "secret/1.0")
+		w.Header().Set("X-Seen-Internal", r.Header.Get("X-Internal"))
+		w.Header().Set("X-Seen-Host", r.Header.Get("X-Orig-Host"))
+		w.Header().Set("X-Seen-Id", r.Header.Get("X-Request-Id"))
+		io.WriteString(w, "web\n")
+	}))
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be))
+	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+	writeFile(t, filepath.Join(dir, "routes.yaml"), filteredIngress("hp", "hp.test", "web", `name: header-policy
+config:
+  request:
+    set: {X-Orig-Host: "${host}"}
+    remove: [X-Internal]
+    deny: [X-Debug]
+    require: [{name: X-Api-Key, match: "^k[0-9]+$"}]
+    reject_status: 403
+    request_id: true
+  response:
+    set: {X-Request-Id: "${request_id}"}
+    remove: [Server]
+    hsts: true`))
+	waitUntil(t, 4*time.Minute, "the header-policy route", func() bool {
+		status, _, _, err := tryBuiltinGet(g, "hp.test", "X-Api-Key", "k1")
+		return err == nil && status == 200
+	})
+	status, hdr, body := builtinGet(t, g, "hp.test", "X-Api-Key", "k1", "X-Internal", "leak")
+	if status != 200 || body != "web\n" {
+		t.Fatalf("allowed request: %d %q", status, body)
+	}
+	for name, want := range map[string]string{
+		"Server":                    "",
+		"X-Seen-Internal":           "",
+		"X-Seen-Host":               "hp.test",
+		"Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+	} {
+		if got := hdr.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if id := hdr.Get("X-Request-Id"); len(id) != 32 || id != hdr.Get("X-Seen-Id") {
+		t.Errorf("request id: client got %q, upstream %q", id, hdr.Get("X-Seen-Id"))
+	}
+	for _, hdrs := range [][]string{{}, {"X-Api-Key", "bad"}, {"X-Api-Key", "k1", "X-Debug", "1"}} {
+		if status, _, body := builtinGet(t, g, "hp.test", hdrs...); status != 403 {
+			t.Errorf("headers %q: %d %q, want 403", hdrs, status, body)
+		}
+	}
+}
