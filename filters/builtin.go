@@ -19,8 +19,12 @@ import (
 // binary's own data, not a copy.
 var modules = map[string][]byte{
 	"header-policy": headerPolicyWasm,
+	"mtls-identity": mtlsIdentityWasm,
 	"ratelimit":     ratelimitWasm,
 }
+
+//go:embed wasm/mtls-identity.wasm
+var mtlsIdentityWasm []byte
 
 //go:embed wasm/header-policy.wasm
 var headerPolicyWasm []byte
@@ -31,6 +35,7 @@ var ratelimitWasm []byte
 // validators parse a built-in's config: the same code the filter runs.
 var validators = map[string]func([]byte) error{
 	"header-policy": func(b []byte) error { _, err := policy.ParseHeaderPolicy(b); return err },
+	"mtls-identity": func(b []byte) error { _, err := policy.ParseMTLSIdentity(b); return err },
 	"ratelimit":     func(b []byte) error { _, err := policy.ParseRateLimit(b); return err },
 }
 

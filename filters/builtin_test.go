@@ -71,6 +71,8 @@ func TestValidate(t *testing.T) {
 		{"ratelimit", `{"rate":1,"rat":2}`, `config: unknown field "rat"`},
 		{"header-policy", `{"request":{"set":{"X-Id":"${request_id}"},"request_id":true},"response":{"hsts":true}}`, ""},
 		{"header-policy", `{"request":{"require":[{"name":"X","match":"("}]}}`, "config: request.require[0].match: error parsing regexp"},
+		{"mtls-identity", `{"allow":[{"trust_domain":"shop.test"}],"forward":"xfcc"}`, ""},
+		{"mtls-identity", `{"allow":[{"dns":"a.*.test"}]}`, "config: allow[0].dns"},
 		{"nope", `{}`, `no built-in filter "nope"`},
 	} {
 		err := Validate(tc.name, []byte(tc.config))
