@@ -1,13 +1,24 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"io"
+	"math/big"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicegw/sluice/internal/testcert"
 )
 
 // builtinGet sends GET / for host through the gateway's HTTP listener.
@@ -161,5 +172,98 @@ config:
 		if status, _, body := builtinGet(t, g, "hp.test", hdrs...); status != 403 {
 			t.Errorf("headers %q: %d %q, want 403", hdrs, status, body)
 		}
+	}
+}
+
+// spiffeClient is a client certificate for the SPIFFE ID id, signed by ca.
+func spiffeClient(t *testing.T, ca *testcert.Pair, id string) tls.Certificate {
+	t.Helper()
+	caKey, err := tls.X509KeyPair(ca.CertPEM, ca.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: u.Path},
+		URIs:         []*url.URL{u},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, caKey.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestMTLSIdentityThroughGateway: on a host whose client certificates the
+// gateway verifies (optional), the built-in mtls-identity lets an allowed
+// SPIFFE ID through with its identity in X-Forwarded-Client-Cert, answers
+// 403 to another one and 401 without a certificate; a client's own
+// X-Forwarded-Client-Cert never reaches the upstream.
+func TestMTLSIdentityThroughGateway(t *testing.T) {
+	be := startBackend(t, "web", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "xfcc="+strings.Join(r.Header.Values("X-Forwarded-Client-Cert"), "|")+"\n")
+	}))
+	clientCA, err := testcert.CA("client ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, roots := tlsSecret(t, "id-tls", "id.test")
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be)+"---\n"+secret+`---
+apiVersion: v1
+kind: Secret
+metadata: {name: client-ca, namespace: default}
+data:
+  ca.crt: `+base64.StdEncoding.EncodeToString(clientCA.CertPEM)+"\n")
+	ing := filteredIngress("id", "id.test", "web",
+		"name: mtls-identity\nconfig: {allow: [{spiffe_id: \"spiffe://shop.test/web\"}], forward: xfcc}")
+	ing = strings.Replace(ing, "  annotations:\n", "  annotations:\n    sluice.io/client-verify: optional\n    sluice.io/client-ca-secret: client-ca\n", 1)
+	ing += "  tls: [{hosts: [id.test], secretName: id-tls}]\n"
+	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+	replaceFile(t, filepath.Join(dir, "id.yaml"), ing)
+
+	web := spiffeClient(t, clientCA, "spiffe://shop.test/web")
+	db := spiffeClient(t, clientCA, "spiffe://shop.test/db")
+	get := func(certs ...tls.Certificate) (int, string, error) {
+		req, err := http.NewRequest("GET", "https://id.test/", nil)
+		if err != nil {
+			return 0, "", err
+		}
+		req.Header.Set("X-Forwarded-Client-Cert", "By=spoofed;URI=spiffe://shop.test/web")
+		resp, err := httpsClient(g.addr("https"), roots, certs...).Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	waitUntil(t, 4*time.Minute, "the mtls-identity route", func() bool {
+		status, _, err := get(web)
+		return err == nil && status == 200
+	})
+	status, body, err := get(web)
+	if err != nil || status != 200 || !strings.HasPrefix(body, "xfcc=Hash=") || !strings.Contains(body, ";URI=spiffe://shop.test/web") || strings.Contains(body, "spoofed") || strings.Contains(body, "|") {
+		t.Errorf("allowed: %d %q %v, want 200 with only the gateway's XFCC", status, body, err)
+	}
+	if status, body, err := get(db); err != nil || status != 403 || strings.Contains(body, "xfcc=") {
+		t.Errorf("other SPIFFE ID: %d %q %v, want 403", status, body, err)
+	}
+	if status, body, err := get(); err != nil || status != 401 || strings.Contains(body, "xfcc=") {
+		t.Errorf("no certificate: %d %q %v, want 401", status, body, err)
 	}
 }
