@@ -58,10 +58,12 @@ func index(ings []*networkingv1.Ingress) *references {
 			if v == "" {
 				continue
 			}
+			k := nsName{ns, v}
 			if sns, name, ok := strings.Cut(v, "/"); ok {
-				r.secrets[nsName{sns, name}] = true
-			} else {
-				r.secrets[nsName{ns, v}] = true
+				k = nsName{sns, name}
+			}
+			if k.ns != "" && k.name != "" {
+				r.secrets[k] = true
 			}
 		}
 	}

@@ -68,3 +68,30 @@ func sortedNames(m map[nsName]bool) []nsName {
 	}
 	return out
 }
+
+// FuzzIndex: no annotation value makes index panic, and every reference
+// it returns names an object.
+func FuzzIndex(f *testing.F) {
+	f.Add("certs/client-ca", "local-ca", "tls")
+	f.Add("/", "", " ")
+	f.Add("a/b/c", "ns/", "x")
+	f.Fuzz(func(t *testing.T, nginxSecret, sluiceSecret, tlsSecret string) {
+		ing := ingress("shop", "web", "web", tlsSecret)
+		ing.Annotations = map[string]string{
+			"nginx.ingress.kubernetes.io/auth-tls-secret": nginxSecret,
+			"sluice.io/client-ca-secret":                  sluiceSecret,
+		}
+		r := index([]*networkingv1.Ingress{ing})
+		for k := range r.secrets {
+			if k.ns == "" || k.name == "" {
+				t.Fatalf("reference %+v names no Secret", k)
+			}
+		}
+		if !r.services[nsName{"shop", "web"}] {
+			t.Fatal("backend Service missing")
+		}
+		if tlsSecret != "" && !r.secrets[nsName{"shop", tlsSecret}] {
+			t.Fatalf("spec.tls Secret %q missing", tlsSecret)
+		}
+	})
+}
