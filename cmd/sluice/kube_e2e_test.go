@@ -252,6 +252,26 @@ func TestKubeE2E(t *testing.T) {
 		gw2.cmd.Process.Kill()
 	})
 
+	t.Run("API server that stops answering (network cut) loses no route", func(t *testing.T) {
+		load := startLoad(t, client, plain, "a.test")
+		cl.PauseAPIServer()
+		paused := time.Now()
+		waitUntil(t, 30*time.Second, "/readyz to report degraded", func() bool {
+			code, body := readyz(gw)
+			return code == 200 && strings.Contains(body, "degraded")
+		})
+		t.Logf("degraded %s after the API server stopped answering", time.Since(paused).Round(time.Millisecond))
+		cl.ResumeAPIServer()
+		waitUntil(t, 30*time.Second, "/readyz to report ready again", func() bool {
+			code, body := readyz(gw)
+			return code == 200 && body == "ready\n"
+		})
+		total, failed := load.stop()
+		if failed != 0 || total == 0 {
+			t.Errorf("%d of %d requests failed while the API server did not answer: %s", failed, total, load.firstFailure())
+		}
+	})
+
 	t.Run("API server restart loses no route", func(t *testing.T) {
 		load := startLoad(t, client, plain, "a.test")
 		cl.StopAPIServer()

@@ -245,6 +245,26 @@ func (c *Cluster) StopAPIServer() {
 	}
 }
 
+// PauseAPIServer freezes the API server (SIGSTOP): connections stay open
+// and nothing answers, as in a network cut. ResumeAPIServer undoes it.
+func (c *Cluster) PauseAPIServer() { c.signalAPIServer(syscall.SIGSTOP) }
+
+// ResumeAPIServer lets a paused API server run again (SIGCONT).
+func (c *Cluster) ResumeAPIServer() { c.signalAPIServer(syscall.SIGCONT) }
+
+func (c *Cluster) signalAPIServer(sig syscall.Signal) {
+	c.t.Helper()
+	c.mu.Lock()
+	p := c.apiserver
+	c.mu.Unlock()
+	if p == nil {
+		c.t.Fatal("kubetest: the API server is not running")
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("kubetest: signal the API server: %v", err)
+	}
+}
+
 func (c *Cluster) stop() {
 	c.StopAPIServer()
 	c.mu.Lock()
@@ -278,8 +298,10 @@ func (c *Cluster) spawn(name, bin string, args ...string) (*process, error) {
 	return p, nil
 }
 
-// stop sends SIGTERM, then SIGKILL after 10 s, and waits for the exit.
+// stop sends SIGTERM (after SIGCONT, in case it was paused), then
+// SIGKILL after 10 s, and waits for the exit.
 func (p *process) stop() {
+	p.cmd.Process.Signal(syscall.SIGCONT)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
