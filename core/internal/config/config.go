@@ -51,6 +51,8 @@ type Config struct {
 	Plugins map[string]Plugin `koanf:"plugins"`
 	TLS     TLS               `koanf:"tls"`  // tls.go
 	Kube    Kube              `koanf:"kube"` // kube.go
+	// RateLimit: the filters' bucket store, e.g. Redis (ratelimit.go).
+	RateLimit RateLimit `koanf:"ratelimit"`
 }
 
 // Log configures the process log and the access log.
@@ -384,6 +386,7 @@ func (c *Config) Validate() error {
 		bad("ingress_class", "must not be empty")
 	}
 	c.TLS.validate(bad)
+	c.RateLimit.validate(bad) // ratelimit.go
 	errs = append(errs, c.validateFilters()...)
 	errs = append(errs, c.validatePlugins()...)
 	errs = append(errs, c.validateKube()...)
