@@ -1,16 +1,23 @@
 package core
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/redisstore"
 	builtins "github.com/sluicegw/sluice/filters"
 	"github.com/sluicegw/sluice/wasm"
 )
@@ -24,6 +31,7 @@ var filterGrace = 5 * time.Second
 // touches it.
 type filters struct {
 	host    *wasm.Host              // nil until a route first uses a filter
+	redis   *redisstore.Store       // the host's Store when ratelimit.redis is set (issue 5)
 	byKey   map[string]*wasm.Filter // the filters the served state uses
 	retired []*wasm.Filter          // no longer served; closed after filterGrace
 }
@@ -99,16 +107,31 @@ func (g *Gateway) loadFilter(cfg *config.Config, spec wasm.FilterSpec) (*wasm.Fi
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if g.filters.host == nil {
-		h, err := wasm.NewHost(ctx, wasm.Config{
+		// Built-in filters (issue 5): with ratelimit.redis, buckets and
+		// counters live in Redis, shared by the replicas. The store is
+		// fixed for the host's life: a changed ratelimit.redis needs a
+		// restart.
+		store, err := newRedisStore(cfg.RateLimit.Redis, g.log)
+		if err != nil {
+			return nil, err
+		}
+		wc := wasm.Config{
 			CacheDir:         cfg.Wasm.CacheDir,
 			Timeout:          cfg.Wasm.Timeout,
 			MemoryLimitPages: cfg.Wasm.MemoryLimitPages,
 			Logger:           g.log,
-		})
+		}
+		if store != nil {
+			wc.Store = store
+		}
+		h, err := wasm.NewHost(ctx, wc)
 		if err != nil {
+			if store != nil {
+				store.Close()
+			}
 			return nil, fmt.Errorf("start the wasm host: %w", err)
 		}
-		g.filters.host = h
+		g.filters.host, g.filters.redis = h, store
 	}
 	return g.filters.host.NewFilter(ctx, spec)
 }
@@ -226,6 +249,43 @@ func (g *Gateway) closeFilters() {
 		g.filters.host.Close(context.Background())
 		g.filters.host = nil
 	}
+	if g.filters.redis != nil {
+		g.filters.redis.Close()
+		g.filters.redis = nil
+	}
+}
+
+// newRedisStore is the Redis store of ratelimit.redis, nil when it is not
+// configured (issue 5).
+func newRedisStore(r config.Redis, log *slog.Logger) (*redisstore.Store, error) {
+	if r.Address == "" {
+		return nil, nil
+	}
+	password, err := r.Password()
+	if err != nil {
+		return nil, err
+	}
+	opts := redisstore.Options{Addr: r.Address, Username: r.Username, Password: password, DB: r.DB,
+		Timeout: r.Timeout, LogInterval: r.LogInterval, Logger: log}
+	if r.TLS {
+		host, _, _ := net.SplitHostPort(r.Address)
+		opts.TLS = &tls.Config{ServerName: cmp.Or(r.ServerName, host), MinVersion: tls.VersionTLS12}
+		if r.CAFile != "" {
+			pem, err := os.ReadFile(r.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("config key ratelimit.redis.ca_file: %w", err)
+			}
+			opts.TLS.RootCAs = x509.NewCertPool()
+			if !opts.TLS.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("config key ratelimit.redis.ca_file: %s holds no PEM certificate", r.CAFile)
+			}
+		}
+	}
+	s, err := redisstore.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("config key ratelimit.redis: %w", err)
+	}
+	return s, nil
 }
 
 // unavailable answers 503 with msg: a route whose filters cannot run.

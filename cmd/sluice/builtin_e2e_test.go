@@ -10,9 +10,12 @@ import (
 	"encoding/base64"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -265,5 +268,106 @@ data:
 	}
 	if status, body, err := get(); err != nil || status != 401 || strings.Contains(body, "xfcc=") {
 		t.Errorf("no certificate: %d %q %v, want 401", status, body, err)
+	}
+}
+
+// startRedisServer runs redis-server on a free loopback port until the
+// test ends; kill stops it early.
+func startRedisServer(t *testing.T) (addr string, kill func()) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed: run scripts/deps.sh (Debian package redis-server)")
+	}
+	ports := freePorts(t, 1)
+	addr = "127.0.0.1:" + strconv.Itoa(ports[0])
+	cmd := exec.Command(bin, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	kill = func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(kill)
+	waitUntil(t, 10*time.Second, "redis-server listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr, kill
+}
+
+// TestRateLimitRedisThroughGateway: two gateway processes sharing Redis
+// enforce one global limit; with Redis killed, they keep serving and
+// follow each route's on_unavailable policy, and log the outage once.
+func TestRateLimitRedisThroughGateway(t *testing.T) {
+	redisAddr, killRedis := startRedisServer(t)
+	var seen atomic.Int64
+	be := startBackend(t, "web", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.WriteString(w, "web\n")
+	}))
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\nratelimit:\n  redis:\n    address: "+redisAddr+"\n    log_interval: 1h\n")
+	routes := filteredIngress("global", "global.test", "web", "name: ratelimit\nconfig: {rate: 1, period: 1h, burst: 4, key: route}") + "---\n" +
+		filteredIngress("strict", "strict.test", "web", "name: ratelimit\nconfig: {rate: 1000, key: route, on_unavailable: deny}")
+	var gws []*gateway
+	for range 2 {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be))
+		g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+		writeFile(t, filepath.Join(dir, "routes.yaml"), routes)
+		gws = append(gws, g)
+	}
+	for _, g := range gws {
+		waitUntil(t, 4*time.Minute, "the rate-limited routes", func() bool {
+			status, _, _, err := tryBuiltinGet(g, "strict.test")
+			return err == nil && status == 200
+		})
+	}
+	before := seen.Load()
+	statuses := map[int]int{}
+	for i := range 8 {
+		status, hdr, _ := builtinGet(t, gws[i%2], "global.test")
+		statuses[status]++
+		if status == 429 && hdr.Get("Retry-After") == "" {
+			t.Errorf("request %d: 429 without Retry-After", i)
+		}
+	}
+	if statuses[200] != 4 || statuses[429] != 4 {
+		t.Fatalf("statuses %v over two gateways, want 4 × 200 and 4 × 429: one global limit", statuses)
+	}
+	if got := seen.Load() - before; got != 4 {
+		t.Errorf("the upstream saw %d requests, want 4", got)
+	}
+
+	killRedis()
+	for i := range 10 {
+		g := gws[i%2]
+		if status, _, body := builtinGet(t, g, "global.test"); status != 200 {
+			t.Fatalf("Redis down, on_unavailable allow: request %d: %d %q, want 200", i, status, body)
+		}
+		if status, _, body := builtinGet(t, g, "strict.test"); status != 503 {
+			t.Fatalf("Redis down, on_unavailable deny: request %d: %d %q, want 503", i, status, body)
+		}
+	}
+	for i, g := range gws {
+		select {
+		case <-g.done:
+			t.Fatalf("gateway %d exited with Redis down: %v", i, g.err)
+		default:
+		}
+		if n := strings.Count(g.Log(), "rate-limit store unavailable"); n != 1 {
+			t.Errorf("gateway %d logged the outage %d times, want once per interval", i, n)
+		}
 	}
 }
