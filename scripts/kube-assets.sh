@@ -25,7 +25,14 @@ unset GOOS GOARCH
 mkdir -p "$dir/.build"
 dir=$(cd "$dir" && pwd)
 log() { printf 'kube-assets: %s\n' "$*" >&2; }
-has_version() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qF "$2"; }
+# No pipes into grep -q or head here: with pipefail, the writer's SIGPIPE
+# would fail the check (exit 141).
+has_version() {
+	[ -x "$1" ] || return 1
+	local out
+	out=$("$1" --version 2>/dev/null) || return 1
+	[[ $out == *"$2"* ]]
+}
 
 # kube-apiserver: `go install k8s.io/kubernetes/cmd/kube-apiserver@v` is
 # refused because k8s.io/kubernetes replaces every k8s.io/* staging module
@@ -78,5 +85,5 @@ else
 fi
 
 "$dir/kube-apiserver" --version >&2
-"$dir/etcd" --version 2>&1 | head -1 >&2
+v=$("$dir/etcd" --version 2>&1) && printf '%s\n' "${v%%$'\n'*}" >&2
 echo "$dir"
