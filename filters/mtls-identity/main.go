@@ -9,6 +9,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/sluicegw/sluice/filters/policy"
 	"github.com/sluicegw/sluice/sdk"
 )
@@ -30,18 +32,18 @@ func (f *filter) config() (*policy.MTLSIdentity, error) {
 	return f.cfg, f.cfgErr
 }
 
-// identityHeaders are the headers only the gateway may set. The gateway
-// strips client copies before any filter runs; the filter removes them
-// again so that it never depends on that.
-var identityHeaders = []string{
-	"x-forwarded-client-cert", "ssl-client-verify", "ssl-client-subject-dn",
-	"ssl-client-issuer-dn", "ssl-client-cert", "ssl-client-fingerprint",
-}
-
+// HandleRequest first removes the identity headers (x-forwarded-client-cert,
+// ssl-client-*) that only the gateway may set. The gateway strips client
+// copies before any filter runs; the filter removes them again so that it
+// never depends on that.
 func (f *filter) HandleRequest(req sdk.Request, resp sdk.Response) bool {
 	h := req.Header()
-	for _, n := range identityHeaders {
-		h.Del(n)
+	// One host call for the names, one per identity header present
+	// (rather than one per header that could be).
+	for _, n := range h.Names() {
+		if n == "x-forwarded-client-cert" || strings.HasPrefix(n, "ssl-client") {
+			h.Del(n)
+		}
 	}
 	cfg, err := f.config()
 	if err != nil {

@@ -247,7 +247,7 @@ func XFCC(id Identity) string {
 	b.WriteString("Hash=")
 	b.WriteString(id.SHA256)
 	b.WriteString(`;Subject="`)
-	b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(id.Subject))
+	b.WriteString(xfccEscaper.Replace(id.Subject))
 	b.WriteByte('"')
 	for _, u := range id.URIs {
 		b.WriteString(";URI=")
@@ -260,10 +260,12 @@ func XFCC(id Identity) string {
 	return b.String()
 }
 
+var xfccEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // xfccValue quotes a value that contains a separator.
 func xfccValue(v string) string {
 	if strings.ContainsAny(v, `,;="\`) {
-		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+		return `"` + xfccEscaper.Replace(v) + `"`
 	}
 	return v
 }

@@ -228,7 +228,7 @@ func (rl *RateLimit) PolicyHeader() string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(strconv.Quote(l.Name))
+		b.WriteString(`"` + l.Name + `"`)
 		b.WriteString(";q=")
 		b.WriteString(strconv.Itoa(l.Rate))
 		b.WriteString(";w=")
@@ -241,7 +241,8 @@ func (rl *RateLimit) PolicyHeader() string {
 // tokens, t seconds until the next one is available (0 when some are
 // left), e.g. `"default";r=0;t=3`.
 func StateHeader(name string, remaining int, retryAfter time.Duration) string {
-	return strconv.Quote(name) + ";r=" + strconv.Itoa(remaining) + ";t=" + strconv.FormatInt(ceilSeconds(retryAfter), 10)
+	// Names are tokens (ParseRateLimit): quoting needs no escapes.
+	return `"` + name + `";r=` + strconv.Itoa(remaining) + ";t=" + strconv.FormatInt(ceilSeconds(retryAfter), 10)
 }
 
 // RetryAfter is the Retry-After header value: whole seconds, rounded up,
