@@ -15,7 +15,9 @@ type RateLimit struct {
 	Redis Redis `koanf:"redis"`
 }
 
-// Redis is the Redis that makes rate limits global across replicas.
+// Redis is the Redis that makes rate limits global across replicas. It is
+// read when the first filter is loaded: a change takes effect at the next
+// restart.
 type Redis struct {
 	// Address is host:port; empty keeps buckets in the process.
 	Address  string `koanf:"address"`
