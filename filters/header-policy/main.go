@@ -9,6 +9,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net/netip"
 
 	"github.com/sluicegw/sluice/filters/policy"
 	"github.com/sluicegw/sluice/sdk"
@@ -41,7 +42,7 @@ func (f *filter) config() (*policy.HeaderPolicy, error) {
 func (f *filter) variable(name string) string {
 	switch name {
 	case "client_ip":
-		return policy.ClientIP(f.req.SourceAddr(), f.req.Header().Values("X-Forwarded-For"), f.cfg.TrustedProxies)
+		return clientIP(f.req, f.cfg.TrustedProxies)
 	case "host":
 		return f.req.Header().Get("Host")
 	case "method":
@@ -147,4 +148,14 @@ func answer(resp sdk.Response, status int, body string) bool {
 	resp.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	resp.Body().WriteString(body)
 	return false
+}
+
+// clientIP is policy.ClientIP, reading X-Forwarded-For (one host call)
+// only when some proxy is trusted.
+func clientIP(req sdk.Request, trusted []netip.Prefix) string {
+	var xff []string
+	if len(trusted) > 0 {
+		xff = req.Header().Values("X-Forwarded-For")
+	}
+	return policy.ClientIP(req.SourceAddr(), xff, trusted)
 }

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/sluicegw/sluice/filters/policy"
@@ -95,7 +96,7 @@ func key(req sdk.Request, cfg *policy.RateLimit, l policy.Limit) string {
 		}
 		switch p.Kind {
 		case "client_ip":
-			b.WriteString(policy.ClientIP(req.SourceAddr(), req.Header().Values("X-Forwarded-For"), cfg.TrustedProxies))
+			b.WriteString(clientIP(req, cfg.TrustedProxies))
 		case "tls_identity":
 			b.WriteString(identity(req, cfg))
 		case "header":
@@ -119,7 +120,7 @@ func identity(req sdk.Request, cfg *policy.RateLimit) string {
 		}
 		return "id:" + p.Subject
 	}
-	return "ip:" + policy.ClientIP(req.SourceAddr(), req.Header().Values("X-Forwarded-For"), cfg.TrustedProxies)
+	return "ip:" + clientIP(req, cfg.TrustedProxies)
 }
 
 func answer(resp sdk.Response, status int, body string) bool {
@@ -127,4 +128,14 @@ func answer(resp sdk.Response, status int, body string) bool {
 	resp.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	resp.Body().WriteString(body)
 	return false
+}
+
+// clientIP is policy.ClientIP, reading X-Forwarded-For (one host call)
+// only when some proxy is trusted.
+func clientIP(req sdk.Request, trusted []netip.Prefix) string {
+	var xff []string
+	if len(trusted) > 0 {
+		xff = req.Header().Values("X-Forwarded-For")
+	}
+	return policy.ClientIP(req.SourceAddr(), xff, trusted)
 }
