@@ -10,6 +10,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"strings"
 
@@ -54,7 +56,7 @@ func (f *filter) HandleRequest(req sdk.Request, resp sdk.Response) bool {
 		lowName   string
 	)
 	for _, l := range cfg.Limits {
-		d, err := sdk.RateTake(l.Name+"\x00"+key(req, cfg, l), sdk.Limit{Rate: l.Rate, Period: l.Period, Burst: l.Burst})
+		d, err := sdk.RateTake(bucketKey(l.Name, key(req, cfg, l)), sdk.Limit{Rate: l.Rate, Period: l.Period, Burst: l.Burst})
 		switch {
 		case err == sdk.ErrUnavailable:
 			if cfg.OnUnavailable == "deny" {
@@ -85,6 +87,18 @@ func (f *filter) HandleRequest(req sdk.Request, resp sdk.Response) bool {
 		h.Set("RateLimit", policy.StateHeader(lowName, low.Remaining, 0))
 	}
 	return true
+}
+
+// bucketKey is the store key of a limit's bucket. Keys longer than the
+// host accepts (1024 bytes, e.g. a huge header value) are hashed, so a
+// client cannot turn its own header into an error.
+func bucketKey(limit, k string) string {
+	k = limit + "\x00" + k
+	if len(k) <= 1024 {
+		return k
+	}
+	sum := sha256.Sum256([]byte(k))
+	return limit + "\x00#" + hex.EncodeToString(sum[:])
 }
 
 // key is the bucket key of l for req: its parts joined by NUL.

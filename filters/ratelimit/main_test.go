@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,9 @@ func TestKeys(t *testing.T) {
 			req{remote: "192.0.2.1:1", tls: verified("spiffe://shop.test/web")},
 			req{remote: "192.0.2.1:1", tls: verified("spiffe://shop.test/api")}, false},
 		{"tls identity: none falls back to the address", `{"rate":1,"key":"tls_identity"}`, a, req{remote: "192.0.2.2:1"}, false},
+		{"huge header values are hashed, not refused", `{"rate":1,"key":"header:X-Api-Key"}`,
+			req{remote: "192.0.2.1:1", header: map[string]string{"X-Api-Key": strings.Repeat("k", 5000)}},
+			req{remote: "192.0.2.2:1", header: map[string]string{"X-Api-Key": strings.Repeat("k", 5000)}}, true},
 		{"combination", `{"rate":1,"key":"client_ip+header:X-User"}`,
 			req{remote: "192.0.2.1:1", header: map[string]string{"X-User": "u"}},
 			req{remote: "192.0.2.1:1", header: map[string]string{"X-User": "v"}}, false},
