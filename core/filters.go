@@ -41,15 +41,17 @@ type filters struct {
 type chains struct {
 	handlers map[*model.Route]http.Handler
 	used     map[string]*wasm.Filter
-	created  []*wasm.Filter // loaded by this build (closed if it is dropped)
+	created  []*wasm.Filter   // loaded by this build (closed if it is dropped)
+	failed   map[string]error // modules that failed to load in this build, by key
 }
 
 // buildChains loads (or reuses) the filters of every route of snap. A
 // filter that cannot be loaded is a warning naming the Ingress and the
 // entry, and its route answers 503 rather than run without it.
 func (g *Gateway) buildChains(cfg *config.Config, snap *model.Snapshot) (*chains, []model.Warning) {
-	out := &chains{handlers: map[*model.Route]http.Handler{}, used: map[string]*wasm.Filter{}}
+	out := &chains{handlers: map[*model.Route]http.Handler{}, used: map[string]*wasm.Filter{}, failed: map[string]error{}}
 	var warnings []model.Warning
+	seen := map[model.Warning]bool{}
 	for _, vh := range snap.Hosts {
 		for _, r := range vh.Routes {
 			if r.FilterError != "" {
@@ -61,7 +63,12 @@ func (g *Gateway) buildChains(cfg *config.Config, snap *model.Snapshot) (*chains
 			}
 			fs, err := g.routeFilters(cfg, r, out)
 			if err != nil {
-				warnings = append(warnings, model.Warning{Object: r.Source, Message: err.Error()})
+				// Every path of an Ingress shares its chain: warn once.
+				w := model.Warning{Object: r.Source, Message: err.Error()}
+				if !seen[w] {
+					seen[w] = true
+					warnings = append(warnings, w)
+				}
 				out.handlers[r] = unavailable("a filter of this route could not be loaded")
 				continue
 			}
@@ -92,7 +99,13 @@ func (g *Gateway) routeFilters(cfg *config.Config, r *model.Route, out *chains) 
 			f = g.filters.byKey[key]
 		}
 		if f == nil {
+			// A module that failed once in this build fails for every
+			// route that uses it: do not fetch and compile it again.
+			if err := out.failed[key]; err != nil {
+				return nil, fmt.Errorf("metadata.annotations[%q][%d] (%s): %w", "sluice.io/filters", i, ref.Name, err)
+			}
 			if f, err = g.loadFilter(cfg, spec); err != nil {
+				out.failed[key] = err
 				return nil, fmt.Errorf("metadata.annotations[%q][%d] (%s): %w", "sluice.io/filters", i, ref.Name, err)
 			}
 			out.created = append(out.created, f)

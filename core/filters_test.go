@@ -3,6 +3,7 @@ package core
 import (
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,3 +94,44 @@ func TestFilterReloadsDoNotLeak(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestFilterLoadFailureOncePerBuild: a module that cannot load is tried
+// once per build and warned about once per Ingress, however many paths use it.
+func TestFilterLoadFailureOncePerBuild(t *testing.T) {
+	g, err := New(Options{Env: []string{"SLUICE_MANIFESTS=" + t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.closeFilters()
+	class := "sluice"
+	missing := filepath.Join(t.TempDir(), "missing.wasm")
+	var paths []networkingv1.HTTPIngressPath
+	for _, p := range []string{"/a", "/b", "/c"} {
+		paths = append(paths, networkingv1.HTTPIngressPath{Path: p, PathType: ptr(networkingv1.PathTypePrefix),
+			Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}})
+	}
+	in := translate.Input{
+		Ingresses: []*networkingv1.Ingress{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", Annotations: map[string]string{
+				translate.FiltersAnnotation: "- name: f\n  module: file://" + missing + "\n",
+			}},
+			Spec: networkingv1.IngressSpec{IngressClassName: &class, Rules: []networkingv1.IngressRule{{
+				Host: "web.test", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: paths}},
+			}}},
+		}},
+	}
+	st, err := g.build(g.cfg, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var filterWarnings int
+	for _, w := range st.warnings {
+		if strings.Contains(w.Message, "missing.wasm") {
+			filterWarnings++
+		}
+	}
+	if filterWarnings != 1 || len(st.chains.failed) != 1 || len(st.chains.handlers) != 3 {
+		t.Fatalf("warnings about the module: %d (want 1), failed loads: %d (want 1), routes with a 503 handler: %d (want 3)\n%v",
+			filterWarnings, len(st.chains.failed), len(st.chains.handlers), st.warnings)
+	}
+}
