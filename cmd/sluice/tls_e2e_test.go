@@ -67,7 +67,7 @@ type pebble struct {
 	mgmt     string // management API base URL
 	apiCA    string // PEM file trusting pebble's own API certificate
 	apiRoots *x509.CertPool
-	log      *lockedBuffer // pebble's own output
+	log      *syncWriter // pebble's own output
 }
 
 // pebbleOptions vary a pebble start.
@@ -120,10 +120,10 @@ func startPebble(t *testing.T, httpPort, tlsPort int, opts pebbleOptions) *pebbl
 	cfg, _ := json.Marshal(map[string]any{"pebble": pcfg})
 	writeFile(t, filepath.Join(dir, "pebble.json"), string(cfg))
 
-	run := func(name string, env []string, args ...string) *lockedBuffer {
+	run := func(name string, env []string, args ...string) *syncWriter {
 		cmd := exec.Command(name, args...)
 		cmd.Env = append(os.Environ(), env...)
-		out := new(lockedBuffer)
+		out := new(syncWriter)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -186,23 +186,6 @@ func (p *pebble) root(t *testing.T, i int) *x509.Certificate {
 		t.Fatalf("pebble /roots/%d: %v", i, err)
 	}
 	return c
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // tlsDial handshakes with addr for server name sni (no SNI when empty).
