@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"io"
 	"math/big"
 	"net"
@@ -222,22 +221,9 @@ func TestMTLSIdentityThroughGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, roots := tlsSecret(t, "id-tls", "id.test")
-	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
-	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be)+"---\n"+secret+`---
-apiVersion: v1
-kind: Secret
-metadata: {name: client-ca, namespace: default}
-data:
-  ca.crt: `+base64.StdEncoding.EncodeToString(clientCA.CertPEM)+"\n")
-	ing := filteredIngress("id", "id.test", "web",
+	site := startMTLSSite(t, be, clientCA, "optional",
 		"name: mtls-identity\nconfig: {allow: [{spiffe_id: \"spiffe://shop.test/web\"}], forward: xfcc}")
-	ing = strings.Replace(ing, "  annotations:\n", "  annotations:\n    sluice.io/client-verify: optional\n    sluice.io/client-ca-secret: client-ca\n", 1)
-	ing += "  tls: [{hosts: [id.test], secretName: id-tls}]\n"
-	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
-	replaceFile(t, filepath.Join(dir, "id.yaml"), ing)
+	g, roots := site.g, site.roots
 
 	web := spiffeClient(t, clientCA, "spiffe://shop.test/web")
 	db := spiffeClient(t, clientCA, "spiffe://shop.test/db")

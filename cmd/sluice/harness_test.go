@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicegw/sluice/internal/testcert"
 )
 
 // binary is the sluice binary built once for the end-to-end tests.
@@ -285,4 +289,38 @@ func (w *syncWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// mtlsSite is a gateway serving id.test over TLS with client certificates
+// verified against clientCA (mode: sluice.io/client-verify), whose only
+// route, "/", goes to be through one filter (a sluice.io/filters entry).
+type mtlsSite struct {
+	g        *gateway
+	clientCA *testcert.Pair
+	roots    *x509.CertPool
+}
+
+func startMTLSSite(t *testing.T, be *backend, clientCA *testcert.Pair, mode, filterEntry string) *mtlsSite {
+	t.Helper()
+	secret, roots := tlsSecret(t, "id-tls", "id.test")
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be)+"---\n"+secret+`---
+apiVersion: v1
+kind: Secret
+metadata: {name: client-ca, namespace: default}
+data:
+  ca.crt: `+base64.StdEncoding.EncodeToString(clientCA.CertPEM)+"\n")
+	ing := filteredIngress("id", "id.test", "web", filterEntry)
+	ing = strings.Replace(ing, "  annotations:\n", "  annotations:\n    sluice.io/client-verify: \""+mode+"\"\n    sluice.io/client-ca-secret: client-ca\n", 1)
+	ing += "  tls: [{hosts: [id.test], secretName: id-tls}]\n"
+	// The filter's route is added once the gateway listens: the first
+	// snapshot is built before the listeners open, and a cold compile of
+	// a guest in a -race gateway can take longer than startGateway waits.
+	// Meanwhile the gateway serves; the route appears when its filter is
+	// loaded.
+	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+	replaceFile(t, filepath.Join(dir, "id.yaml"), ing)
+	return &mtlsSite{g: g, clientCA: clientCA, roots: roots}
 }

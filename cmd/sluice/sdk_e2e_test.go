@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,27 +69,9 @@ func TestSDKFilterThroughGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, roots := tlsSecret(t, "id-tls", "id.test")
-	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
-	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be)+"---\n"+secret+`---
-apiVersion: v1
-kind: Secret
-metadata: {name: client-ca, namespace: default}
-data:
-  ca.crt: `+base64.StdEncoding.EncodeToString(clientCA.CertPEM)+"\n")
-	ing := filteredIngress("id", "id.test", "web",
+	site := startMTLSSite(t, be, clientCA, "on",
 		"name: peerlimit\nmodule: file://"+module+"\nconfig: {rate: 1, period_ms: 60000, burst: 2, require_cert: true}")
-	ing = strings.Replace(ing, "  annotations:\n", "  annotations:\n    sluice.io/client-verify: \"on\"\n    sluice.io/client-ca-secret: client-ca\n", 1)
-	ing += "  tls: [{hosts: [id.test], secretName: id-tls}]\n"
-	// The filter's route is added once the gateway listens: the first
-	// snapshot is built before the listeners open, and a cold compile of
-	// the guest in a -race gateway can take longer than startGateway
-	// waits. Meanwhile the gateway serves; the route appears when its
-	// filter is loaded.
-	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
-	replaceFile(t, filepath.Join(dir, "id.yaml"), ing)
+	g, roots := site.g, site.roots
 
 	get := func(who *testcert.Pair) (int, string, http.Header) {
 		t.Helper()
