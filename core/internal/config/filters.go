@@ -4,8 +4,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,21 +57,25 @@ func (p FilterPool) MinOrDefault() int {
 
 var filterNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
 
+// checkEntryName checks the name of a filters.NAME or plugins.NAME entry:
+// routes reference it from the sluice.io/filters annotation.
+func checkEntryName(key, name string) error {
+	if !filterNameRE.MatchString(name) {
+		return fmt.Errorf("config key %s: the name must be lowercase letters, digits, '.', '_' or '-' (1-63)", key)
+	}
+	return nil
+}
+
 func (c *Config) validateFilters() []error {
 	var errs []error
-	names := make([]string, 0, len(c.Filters))
-	for n := range c.Filters {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(c.Filters)) {
 		f := c.Filters[n]
 		key := "filters." + n
 		bad := func(field, format string, args ...any) {
 			errs = append(errs, fmt.Errorf("config key %s.%s: %s", key, field, fmt.Sprintf(format, args...)))
 		}
-		if !filterNameRE.MatchString(n) {
-			errs = append(errs, fmt.Errorf("config key %s: the name must be lowercase letters, digits, '.', '_' or '-' (1-63)", key))
+		if err := checkEntryName(key, n); err != nil {
+			errs = append(errs, err)
 		}
 		if f.Module == "" {
 			bad("module", "required")

@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -31,19 +32,14 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (c *Config) validatePlugins() []error {
 	var errs []error
-	names := make([]string, 0, len(c.Plugins))
-	for n := range c.Plugins {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(c.Plugins)) {
 		p := c.Plugins[n]
 		key := "plugins." + n
 		bad := func(field, format string, args ...any) {
 			errs = append(errs, fmt.Errorf("config key %s.%s: %s", key, field, fmt.Sprintf(format, args...)))
 		}
-		if !filterNameRE.MatchString(n) {
-			errs = append(errs, fmt.Errorf("config key %s: the name must be lowercase letters, digits, '.', '_' or '-' (1-63)", key))
+		if err := checkEntryName(key, n); err != nil {
+			errs = append(errs, err)
 		}
 		if _, ok := c.Filters[n]; ok {
 			errs = append(errs, fmt.Errorf("config key %s: filters.%s has the same name: a route could not tell which one it means", key, n))
@@ -51,12 +47,7 @@ func (c *Config) validatePlugins() []error {
 		if p.Command == "" {
 			bad("command", "required")
 		}
-		envs := make([]string, 0, len(p.Env))
-		for k := range p.Env {
-			envs = append(envs, k)
-		}
-		sort.Strings(envs)
-		for _, k := range envs {
+		for _, k := range slices.Sorted(maps.Keys(p.Env)) {
 			if !envNameRE.MatchString(k) {
 				bad("env", "%q is not an environment variable name", k)
 			}
