@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/manifest"
 	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/proxy"
 	"github.com/sluicegw/sluice/core/internal/route"
 	"github.com/sluicegw/sluice/core/internal/translate"
 	"github.com/sluicegw/sluice/core/internal/upstream"
@@ -35,8 +37,24 @@ func Check(w io.Writer, opts Options) (warnings int, err error) {
 	if _, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap)); err != nil {
 		return 0, fmt.Errorf("compile routes: %w", err)
 	}
+	ws = append(ws, checkFilters(cfg, opts, snap)...)
 	printSnapshot(w, snap, ws)
 	return len(ws), nil
+}
+
+// checkFilters loads every filter the routes of snap use, as a build of Run
+// would (module fetched, digest and exports checked, built-in configs
+// validated), and checks that every plugin they name can be started: its
+// failure policy parses and its command is an executable file. It starts
+// no plugin and connects to no Redis; everything it loads is closed.
+func checkFilters(cfg *config.Config, opts Options, snap *model.Snapshot) []model.Warning {
+	chk := *cfg
+	chk.RateLimit.Redis = config.Redis{}
+	g := &Gateway{opts: opts, cfg: &chk, log: slog.New(slog.DiscardHandler), proxy: proxy.New(proxy.Options{}), checkOnly: true}
+	defer g.closeFilters()
+	c, ws := g.buildChains(&chk, snap)
+	g.dropChains(c)
+	return ws
 }
 
 func printSnapshot(w io.Writer, snap *model.Snapshot, warnings []model.Warning) {

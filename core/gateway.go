@@ -70,6 +70,10 @@ type Gateway struct {
 
 	live     atomic.Pointer[state] // nil until the first build succeeds
 	draining atomic.Bool
+
+	// checkOnly is set by `sluice check`: filters are loaded, plugins
+	// are checked but never started.
+	checkOnly bool
 }
 
 // state is what the gateway serves; immutable once stored.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -109,9 +110,6 @@ func (g *Gateway) pluginFilter(cfg *config.Config, ref model.FilterRef) (m middl
 	if _, ok := cfg.Plugins[ref.Name]; !ok {
 		return nil, false, nil
 	}
-	if g.plugins == nil {
-		return nil, true, fmt.Errorf("plugin %s: the plugin manager is not running", ref.Name)
-	}
 	var fail *plugins.FailPolicy
 	if ref.Fail != "" {
 		p, err := plugins.ParseFailPolicy(ref.Fail)
@@ -120,6 +118,12 @@ func (g *Gateway) pluginFilter(cfg *config.Config, ref model.FilterRef) (m middl
 		}
 		fail = &p
 	}
+	if g.checkOnly {
+		return checkPlugin(g, cfg, ref.Name)
+	}
+	if g.plugins == nil {
+		return nil, true, fmt.Errorf("plugin %s: the plugin manager is not running", ref.Name)
+	}
 	f, err := g.plugins.Filter(ref.Name, ref.Config, fail)
 	if err != nil {
 		return nil, true, err
@@ -127,5 +131,32 @@ func (g *Gateway) pluginFilter(cfg *config.Config, ref model.FilterRef) (m middl
 	return f, true, nil
 }
 
+// checkPlugin is pluginFilter for `sluice check`: the plugin is not
+// started; its spec must be valid and its command an executable file.
+func checkPlugin(g *Gateway, cfg *config.Config, name string) (middleware, bool, error) {
+	specs, errs := g.pluginSpecs(cfg)
+	for _, err := range errs {
+		if strings.HasPrefix(err.Error(), "config key plugins."+name+".") {
+			return nil, true, err
+		}
+	}
+	for _, s := range specs {
+		if s.Name != name {
+			continue
+		}
+		if _, err := exec.LookPath(s.Command); err != nil {
+			return nil, true, fmt.Errorf("plugin %s: config key plugins.%s.command: %w", name, name, err)
+		}
+	}
+	return nopMiddleware{}, true, nil
+}
+
+type nopMiddleware struct{}
+
+func (nopMiddleware) Middleware(next http.Handler) http.Handler { return next }
+
 // Interface guards.
-var _ middleware = (*plugins.RouteFilter)(nil)
+var (
+	_ middleware = (*plugins.RouteFilter)(nil)
+	_ middleware = nopMiddleware{}
+)

@@ -72,3 +72,50 @@ func TestCLIErrors(t *testing.T) {
 		t.Errorf("version: %d %q", code, out.String())
 	}
 }
+
+// TestCheckFilters: `sluice check` loads the routes' filters as Run would
+// and checks the plugins they name without starting them. Each problem is a
+// warning naming the Ingress and the entry; a valid chain gives none.
+func TestCheckFilters(t *testing.T) {
+	dir, cfgDir := t.TempDir(), t.TempDir()
+	cfgFile := filepath.Join(cfgDir, "sluice.yaml")
+	writeFile(t, cfgFile, `wasm:
+  cache_dir: `+wazeroCache+`
+plugins:
+  authz:
+    command: ./no-such-plugin
+  plain:
+    command: ./plain.txt
+`)
+	writeFile(t, filepath.Join(cfgDir, "plain.txt"), "not a program\n")
+	writeFile(t, filepath.Join(dir, "a.yaml"), classYAML+"---\n"+service("web")+"---\n"+
+		filteredIngress("good", "good.test", "web", "name: ratelimit\nconfig: {rate: 5, period: 1s, burst: 5, key: client_ip}")+"---\n"+
+		filteredIngress("badconfig", "badconfig.test", "web", "name: ratelimit\nconfig: {limits: [{rate: 0, burst: 2}]}")+"---\n"+
+		filteredIngress("nomodule", "nomodule.test", "web", "name: gone\nmodule: file:///nonexistent/gone.wasm")+"---\n"+
+		filteredIngress("noplugin", "noplugin.test", "web", "name: authz")+"---\n"+
+		filteredIngress("badplugin", "badplugin.test", "web", "name: plain"))
+	var out, errOut bytes.Buffer
+	code := run([]string{"check", "--config", cfgFile, "--manifests", dir}, &out, &errOut)
+	if code != 1 {
+		t.Fatalf("check = %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"Ingress default/badconfig: ",
+		"built-in filter ratelimit: config: limits[0].rate: must be at least 1",
+		"Ingress default/nomodule: ",
+		"/nonexistent/gone.wasm",
+		"Ingress default/noplugin: ",
+		filepath.Join(cfgDir, "no-such-plugin"),
+		"Ingress default/badplugin: ",
+		"config key plugins.plain.command",
+		"4 warning(s)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("check output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Ingress default/good:") {
+		t.Errorf("the valid chain got a warning:\n%s", got)
+	}
+}
