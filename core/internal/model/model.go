@@ -121,6 +121,9 @@ type Route struct {
 	// FilterError, when set, says why the route's filter chain is invalid:
 	// the route answers 503 instead of running without its filters.
 	FilterError string `json:"filterError,omitempty"`
+	// Traffic is the route's per-Ingress traffic policy (traffic.go); nil
+	// means the Backend's and the config file's defaults.
+	Traffic *Traffic `json:"traffic,omitempty"`
 }
 
 // FilterRef is one entry of a route's filter chain, as the annotation
@@ -145,6 +148,11 @@ type Protocol string
 const (
 	ProtocolHTTP Protocol = "http" // HTTP/1.1
 	ProtocolH2C  Protocol = "h2c"  // HTTP/2 over cleartext (appProtocol kubernetes.io/h2c)
+	// ProtocolHTTPS is HTTP/1.1 over TLS; ProtocolGRPC is h2c and
+	// ProtocolGRPCS HTTP/2 over TLS (ingress-nginx backend-protocol).
+	ProtocolHTTPS Protocol = "https"
+	ProtocolGRPC  Protocol = "grpc"
+	ProtocolGRPCS Protocol = "grpcs"
 )
 
 // Balancer names a load-balancing policy.

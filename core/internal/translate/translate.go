@@ -110,6 +110,9 @@ type builder struct {
 	// filters and filterErr are the chain of the Ingress being added.
 	filters   []model.FilterRef
 	filterErr string
+	// traffic is the traffic policy of the Ingress being added
+	// (annotations_nginx_backend.go).
+	traffic *model.Traffic
 
 	defaultClass   bool // one of our IngressClasses is the default class
 	defaultBackend *model.Backend
@@ -251,6 +254,7 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 	b.checkAnnotations(ing, src)
 	ing = b.nginxCompat(ing, src) // annotations_nginx.go
 	b.filters, b.filterErr = b.ingressFilters(ing, src)
+	b.addTraffic(ing, src) // annotations_nginx_backend.go
 	if db := ing.Spec.DefaultBackend; db != nil {
 		b.addDefaultBackend(ing, src, db)
 	}
@@ -318,6 +322,7 @@ func (b *builder) addRule(ing *networkingv1.Ingress, src model.ObjectRef, i int)
 			Source:      src,
 			Filters:     b.filters,
 			FilterError: b.filterErr,
+			Traffic:     b.traffic,
 		}
 	}
 }
