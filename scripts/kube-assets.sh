@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kube-assets.sh builds (or reuses) the kube-apiserver and etcd binaries that
-# the cluster-mode e2e tests start on loopback (internal/kubetest). Both come
+# the cluster-mode e2e tests start on loopback (internal/kubetest), and the
+# kubectl that checks examples/kubernetes against them. All three come
 # from the Go module proxy: no Docker, no kind, no release tarballs.
 #
 # usage: scripts/kube-assets.sh [DIR]
@@ -65,6 +66,21 @@ else
 		-ldflags "-s -w -X $v.gitVersion=v$k8s -X $v.gitMajor=${k8s%%.*} -X $v.gitMinor=$(echo "$k8s" | cut -d. -f2) -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
 		k8s.io/kubernetes/cmd/kube-apiserver
 	mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
+fi
+
+# kubectl (for `kubectl apply --dry-run=server -k examples/kubernetes` in
+# the e2e tests): the same tools module as kube-apiserver, one more command.
+if kv=$("$dir/kubectl" version --client 2>/dev/null) && [[ $kv == *"Client Version: v$k8s"* ]]; then
+	log "kubectl v$k8s: reusing $dir/kubectl"
+else
+	cd "$dir/.build/kube-apiserver-$k8s"
+	log "resolving and building kubectl v$k8s (1-5 min)"
+	go get "k8s.io/kubernetes/cmd/kubectl@v$k8s"
+	v=k8s.io/component-base/version
+	go build -trimpath -o "$dir/kubectl.tmp" \
+		-ldflags "-s -w -X $v.gitVersion=v$k8s -X $v.gitMajor=${k8s%%.*} -X $v.gitMinor=$(echo "$k8s" | cut -d. -f2) -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
+		k8s.io/kubernetes/cmd/kubectl
+	mv "$dir/kubectl.tmp" "$dir/kubectl"
 fi
 
 # etcd: go.etcd.io/etcd/server/v3 has its main package at the module root.
