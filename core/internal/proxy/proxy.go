@@ -46,6 +46,10 @@ type Handler struct {
 	h2c    *http.Transport
 	rp     *httputil.ReverseProxy
 	closed atomic.Bool
+
+	// up and inflight: the routes' traffic policy (traffic.go).
+	up       upstreamTransports
+	inflight inflight
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -65,6 +69,7 @@ func New(opts Options) *Handler {
 	}
 	h.http1 = newTransport(opts, false)
 	h.h2c = newTransport(opts, true)
+	h.up = newUpstreamTransports(opts)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:      h.rewrite,
 		Transport:    (*transport)(h),
@@ -100,7 +105,7 @@ func newTransport(opts Options, h2c bool) *http.Transport {
 func dialUpstream(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := net.Dialer{KeepAlive: 30 * time.Second}
 	if st, ok := ctx.Value(stateKey{}).(*reqState); ok {
-		d.Timeout = st.res.Backend.Timeouts.Connect
+		d.Timeout = st.connectTimeout()
 	}
 	return d.DialContext(ctx, network, addr)
 }
@@ -124,6 +129,7 @@ func (h *Handler) Close() error {
 			t.CloseIdleConnections()
 		}
 	}
+	h.up.closeIdle()
 	return nil
 }
 
@@ -171,6 +177,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { h.access(r, rec, start, st) }()
+	release, ok := h.admit(w, r, st) // traffic.go
+	if !ok {
+		return
+	}
+	defer release()
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if st.res.Chain == nil {
 		h.forward(w, r.WithContext(ctx), st)
@@ -212,7 +223,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st *reqState) 
 		return
 	}
 	defer func() { st.ep.Done() }() // a retry may move st.ep to another endpoint
-	if st.res.Backend.Timeouts.Response > 0 {
+	if st.needsCancel() {
 		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
 		st.cancel = cancel
@@ -226,7 +237,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st *reqState) 
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*reqState)
 	u := pr.Out.URL
-	u.Scheme = "http"
+	u.Scheme = st.scheme()
 	u.Host = st.ep.Addr()
 	if !st.filtered && u.Path != st.res.Path {
 		// The route matched the normalized path; send exactly that. The
@@ -273,6 +284,9 @@ func plainError(w http.ResponseWriter, code int, msg string) {
 // proxyError answers a failed upstream round trip: 504 for timeouts, 502
 // otherwise. The error itself goes to the log only.
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if h.trafficError(w, r, err) {
+		return
+	}
 	st := r.Context().Value(stateKey{}).(*reqState)
 	code, msg := http.StatusBadGateway, "bad gateway: cannot reach "+serviceName(st.res.Backend)
 	var ne net.Error

@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/sluicegw/sluice/core/internal/model"
 )
 
 // transport is the ReverseProxy's RoundTripper: it chooses the HTTP/1.1 or
@@ -19,17 +17,13 @@ var _ http.RoundTripper = (*transport)(nil)
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := req.Context().Value(stateKey{}).(*reqState)
-	b := st.res.Backend
-	rt := t.http1
-	// HTTP/2 has no Upgrade; WebSockets to an h2c backend use HTTP/1.1.
-	if b.Protocol == model.ProtocolH2C && req.Header.Get("Upgrade") == "" {
-		rt = t.h2c
-	}
+	rt := (*Handler)(t).pick(st, req) // transport_tls.go
 
 	var timer *time.Timer
-	if st.cancel != nil {
-		timer = time.AfterFunc(b.Timeouts.Response, func() { st.cancel(errResponseTimeout) })
+	if d := st.responseTimeout(); d > 0 && st.cancel != nil {
+		timer = time.AfterFunc(d, func() { st.cancel(errResponseTimeout) })
 	}
+	req = st.watchSend(req) // traffic.go
 	resp, err := t.roundTrip(rt, req, st)
 	if timer != nil && !timer.Stop() {
 		// The timeout fired: whatever came back is cut off.
@@ -38,7 +32,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, errResponseTimeout
 	}
-	return resp, err
+	return st.watchRead(req, resp, err)
 }
 
 func (t *transport) roundTrip(rt *http.Transport, req *http.Request, st *reqState) (*http.Response, error) {
