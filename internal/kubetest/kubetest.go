@@ -111,14 +111,21 @@ func Assets(t testing.TB) string {
 	}
 	script := filepath.Join(root, "scripts", "kube-assets.sh")
 	t.Logf("kubetest: building kube-apiserver and etcd into %s (cold: 12-25 minutes on 2 cores)", dir)
+	out, err := runScript(script, dir)
+	if err != nil || !haveAssets(dir) {
+		t.Fatalf("kubetest: kube-apiserver and etcd are missing from %s and building them failed (%v). Run `scripts/kube-assets.sh %s` (or `make deps`), or set %s to a folder holding both.\n%s",
+			dir, err, dir, EnvAssets, tail(out, 30))
+	}
+	return dir
+}
+
+// runScript runs scripts/kube-assets.sh DIR and returns its output.
+func runScript(script, dir string) (string, error) {
 	cmd := exec.Command("bash", script, dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil || !haveAssets(dir) {
-		t.Fatalf("kubetest: kube-apiserver and etcd are missing from %s and building them failed (%v). Run `scripts/kube-assets.sh %s` (or `make deps`), or set %s to a folder holding both.\n%s",
-			dir, err, dir, EnvAssets, tail(out.String(), 30))
-	}
-	return dir
+	err := cmd.Run()
+	return out.String(), err
 }
 
 func haveAssets(dir string) bool {
