@@ -27,6 +27,27 @@ type Kube struct {
 	// are long-lived and count once each).
 	QPS   float64 `koanf:"qps"`
 	Burst int     `koanf:"burst"`
+
+	// Replicas (kube_status.go): shared certificate storage, leader
+	// election, and the status the leader writes on our Ingresses.
+
+	// Storage is "secrets" (certificates in Secrets of StorageNamespace,
+	// shared by replicas) or "file" (tls.storage, per replica).
+	Storage string `koanf:"storage"`
+	// StorageNamespace holds the storage's Secrets and Leases and the
+	// leader election Lease. Empty means the pod's namespace (POD_NAMESPACE),
+	// else "sluice".
+	StorageNamespace string `koanf:"storage_namespace"`
+	// StorageLabel ("key=value") marks and selects the storage's objects.
+	StorageLabel string `koanf:"storage_label"`
+	// PublishService ("NAMESPACE/NAME") is the Service whose load balancer
+	// status the leader copies into status.loadBalancer of our Ingresses.
+	PublishService string `koanf:"publish_service"`
+	// PublishAddress is a comma-separated list of IPs and host names
+	// written instead (see PublishAddresses).
+	PublishAddress string `koanf:"publish_address"`
+	// LeaderElection elects the one replica that writes status.
+	LeaderElection KubeLeaderElection `koanf:"leader_election"`
 }
 
 // Values of Kube.Secrets.
@@ -36,7 +57,8 @@ const (
 )
 
 func defaultKube() Kube {
-	return Kube{Secrets: KubeSecretsAll, HoldOff: 100 * time.Millisecond, Events: true, QPS: 20, Burst: 40}
+	return Kube{Secrets: KubeSecretsAll, HoldOff: 100 * time.Millisecond, Events: true, QPS: 20, Burst: 40,
+		Storage: KubeStorageSecrets, StorageLabel: "sluice.io/storage=certmagic", LeaderElection: defaultKubeLeaderElection()}
 }
 
 // ClusterMode reports whether routes come from an API server.
@@ -75,5 +97,5 @@ func (c *Config) validateKube() []error {
 	if k.Burst < 1 {
 		bad("kube.burst", "%d must be at least 1", k.Burst)
 	}
-	return errs
+	return append(errs, c.validateKubeReplicas()...)
 }

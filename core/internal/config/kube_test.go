@@ -11,7 +11,9 @@ func TestKubeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Kube{Secrets: KubeSecretsAll, HoldOff: 100 * time.Millisecond, Events: true, QPS: 20, Burst: 40}
+	want := Kube{Secrets: KubeSecretsAll, HoldOff: 100 * time.Millisecond, Events: true, QPS: 20, Burst: 40,
+		Storage: KubeStorageSecrets, StorageLabel: "sluice.io/storage=certmagic",
+		LeaderElection: KubeLeaderElection{LeaseName: "sluice-leader", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}}
 	if cfg.Kube != want {
 		t.Fatalf("kube defaults: got %+v, want %+v", cfg.Kube, want)
 	}
@@ -26,7 +28,8 @@ func TestKubeKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Kube{Namespace: "web", Secrets: KubeSecretsReferenced, HoldOff: 250 * time.Millisecond, Events: false, QPS: 5, Burst: 7}
+	want := defaultKube()
+	want.Namespace, want.Secrets, want.HoldOff, want.Events, want.QPS, want.Burst = "web", KubeSecretsReferenced, 250*time.Millisecond, false, 5, 7
 	if cfg.Kube != want || !cfg.ClusterMode() {
 		t.Fatalf("got %+v (cluster mode %v), want %+v", cfg.Kube, cfg.ClusterMode(), want)
 	}
