@@ -121,6 +121,21 @@ type Route struct {
 	// FilterError, when set, says why the route's filter chain is invalid:
 	// the route answers 503 instead of running without its filters.
 	FilterError string `json:"filterError,omitempty"`
+	// Rewrite, when set, replaces the path sent upstream (ingress-nginx
+	// rewrite-target): "$1".."$9" are the groups of a PathRegex match; a
+	// "?" starts a query that comes before the request's own.
+	Rewrite string `json:"rewrite,omitempty"`
+	// Redirect, when set, answers every request of the route (routing.go).
+	Redirect *Redirect `json:"redirect,omitempty"`
+	// AppRoot, when set, answers the request path "/" with a 302 to this
+	// path on the same scheme and host (ingress-nginx app-root).
+	AppRoot string `json:"appRoot,omitempty"`
+	// CORS, when set, answers preflight requests and adds the
+	// Access-Control-* headers to the others.
+	CORS *CORS `json:"cors,omitempty"`
+	// Canary, when set, is another Ingress's backend taken instead of
+	// Backend for some requests.
+	Canary *Canary `json:"canary,omitempty"`
 	// Traffic is the route's per-Ingress traffic policy (traffic.go); nil
 	// means the Backend's and the config file's defaults.
 	Traffic *Traffic `json:"traffic,omitempty"`

@@ -2,12 +2,15 @@
 // and matches requests against it, following the Ingress spec: exact hosts,
 // then "*.domain" wildcards of exactly one label, then the rules without a
 // host; Exact and Prefix paths, longest match first, Exact before Prefix on
-// a tie.
+// a tie. Regex paths (ingress-nginx use-regex) compete with Prefix paths by
+// the length of the path as written, as ingress-nginx orders its locations
+// (regex.go).
 //
 // # Notes
 //
 //   - A Table is never modified after Compile; Match is safe for concurrent
-//     use, takes no locks and does not allocate for clean paths.
+//     use, takes no locks and does not allocate for clean paths on hosts
+//     without regex routes.
 //   - Paths are matched after normalization (see CleanPath) and the proxy
 //     forwards that same normalized path, so "/public/../admin" is routed,
 //     and delivered, as "/admin".
@@ -18,6 +21,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/sluicegw/sluice/core/internal/model"
@@ -37,6 +41,7 @@ type vhost struct {
 	name   string
 	exact  map[string]target // by full path
 	prefix map[string]target // by path without trailing slash; "/" is ""
+	regex  []target          // PathRegex routes, longest Path first (regex.go)
 }
 
 type target struct {
@@ -44,6 +49,8 @@ type target struct {
 	route   *model.Route
 	backend *model.Backend
 	pool    *upstream.Pool
+	re      *regexp.Regexp // PathRegex routes only
+	canary  *Canary        // nil when the route has none
 }
 
 // Result is the outcome of Match. A zero Backend means no rule and no
@@ -63,6 +70,12 @@ type Result struct {
 	// Chain is the route's filter chain, nil when it has none. It ends in
 	// the proxy's forwarding handler.
 	Chain http.Handler
+	// Regexp is the compiled path of a PathRegex route (its groups feed
+	// Route.Rewrite), nil for other routes.
+	Regexp *regexp.Regexp
+	// Canary is the route's alternative backend, nil when it has none;
+	// Canary.Selected decides per request.
+	Canary *Canary
 }
 
 // Compile builds a Table from snap. pools maps every backend name used in
@@ -159,6 +172,11 @@ func compileHost(vh *model.VirtualHost, resolve func(*model.Backend) (target, er
 		}
 		tg.route = r
 		tg.chain = chains[r]
+		if r.Canary != nil {
+			if tg.canary, err = compileCanary(r.Canary, resolve); err != nil {
+				return nil, fmt.Errorf("routes[%d] %s %q (%s): canary: %w", i, r.PathType, r.Path, r.Source, err)
+			}
+		}
 		var m map[string]target
 		var key string
 		switch r.PathType {
@@ -170,6 +188,12 @@ func compileHost(vh *model.VirtualHost, resolve func(*model.Backend) (target, er
 		case model.PathPrefix:
 			key = strings.TrimRight(CleanPath(r.Path), "/")
 			m = v.prefix
+		case model.PathRegex:
+			if tg.re, err = CompileRegexPath(r.Path); err != nil {
+				return nil, fmt.Errorf("routes[%d] %s %q (%s): %w", i, r.PathType, r.Path, r.Source, err)
+			}
+			v.addRegex(tg)
+			continue
 		default:
 			return nil, fmt.Errorf("routes[%d] %q (%s): unknown path type %q", i, r.Path, r.Source, r.PathType)
 		}
@@ -229,16 +253,27 @@ func (t *Table) Match(host, path string) Result {
 	}
 	if v != nil {
 		if tg, ok := v.match(path); ok {
-			return Result{Route: tg.route, Host: v.name, Backend: tg.backend, Pool: tg.pool, Path: path, Chain: tg.chain}
+			return Result{Route: tg.route, Host: v.name, Backend: tg.backend, Pool: tg.pool, Path: path, Chain: tg.chain, Regexp: tg.re, Canary: tg.canary}
 		}
 	}
 	return Result{Backend: t.def.backend, Pool: t.def.pool, Path: path}
 }
 
+// match finds the route of path in v: an Exact route, else the regex or
+// Prefix route that matchRegex picks.
 func (v *vhost) match(path string) (target, bool) {
 	if tg, ok := v.exact[path]; ok {
 		return tg, true
 	}
+	tg, ok := v.matchPrefix(path)
+	if len(v.regex) > 0 {
+		return v.matchRegex(path, tg, ok)
+	}
+	return tg, ok
+}
+
+// matchPrefix finds the longest Prefix route of path.
+func (v *vhost) matchPrefix(path string) (target, bool) {
 	if len(v.prefix) == 0 {
 		return target{}, false
 	}

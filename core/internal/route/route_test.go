@@ -201,7 +201,9 @@ func TestCompileErrors(t *testing.T) {
 		{"nil backend", &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "a", Routes: []*model.Route{{PathType: model.PathExact, Path: "/"}}}}}, `host "a": routes[0] Exact "/" ( ): nil backend`},
 		{"relative path", &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "a", Routes: []*model.Route{{PathType: model.PathPrefix, Path: "x", Backend: good()}}}}}, `path must start with "/"`},
 		{"unclean exact", &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "a", Routes: []*model.Route{{PathType: model.PathExact, Path: "/a//b", Backend: good()}}}}}, `path is not normalized (want "/a/b")`},
-		{"unknown type", &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "a", Routes: []*model.Route{{PathType: "Regex", Path: "/", Backend: good()}}}}}, `unknown path type "Regex"`},
+		{"unknown type", &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "a", Routes: []*model.Route{{PathType: "Glob", Path: "/", Backend: good()}}}}}, `unknown path type "Glob"`},
+		{"bad regex", &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "a", Routes: []*model.Route{{PathType: model.PathRegex, Path: "/(", Backend: good()}}}}}, `regex path is not an RE2 regular expression`},
+		{"canary bad weight", &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "a", Routes: []*model.Route{{PathType: model.PathPrefix, Path: "/", Backend: good(), Canary: &model.Canary{Backend: good(), Weight: 5, WeightTotal: 4}}}}}}, `canary: weight 5 of 4 is out of range`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

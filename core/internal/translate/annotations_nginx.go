@@ -47,6 +47,9 @@ var nginxAnnotations = func() map[string]bool {
 	for k := range nginxAliases {
 		out[k] = true
 	}
+	for k := range nginxRoutingAliases { // annotations_nginx_routing.go
+		out[k] = true
+	}
 	// Refused ones are reported by nginxCompat, not as "not supported".
 	for k := range nginxRefused {
 		out[k] = true
@@ -80,7 +83,10 @@ func (b *builder) nginxCompat(ing *networkingv1.Ingress, src model.ObjectRef) *n
 			b.warn(src, fmt.Sprintf("%s: refused: %s", field(k), why))
 			continue
 		}
-		alias := nginxAliases[k]
+		alias, ok := nginxAliases[k]
+		if !ok {
+			alias = nginxRoutingAliases[k]
+		}
 		sv, problem := alias.convert(ing.Namespace, strings.TrimSpace(v))
 		if problem != "" {
 			b.warn(src, fmt.Sprintf("%s: %q %s; ignored", field(k), v, problem))

@@ -97,9 +97,9 @@ func TestNginxAnnotations(t *testing.T) {
 			},
 		},
 		"unsupported ones still warn": {
-			anns: map[string]string{n + "rewrite-target": "/$1"},
+			anns: map[string]string{n + "affinity": "cookie"},
 			warnings: []string{
-				`Ingress ns/ing: metadata.annotations["nginx.ingress.kubernetes.io/rewrite-target"]: not supported by this version of sluice; ignored`,
+				`Ingress ns/ing: metadata.annotations["nginx.ingress.kubernetes.io/affinity"]: not supported by this version of sluice; ignored`,
 			},
 		},
 	} {

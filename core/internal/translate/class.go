@@ -56,7 +56,7 @@ var annotationPrefixes = []string{"sluice.io/", "nginx.ingress.kubernetes.io/"}
 // supportedAnnotations are the prefixed annotations translate honours: the
 // union of each feature's own set, declared in that feature's file. Each
 // one must change the Snapshot.
-var supportedAnnotations = union(filterAnnotations, tlsAnnotations, nginxAnnotations, backendAnnotations)
+var supportedAnnotations = union(filterAnnotations, tlsAnnotations, nginxAnnotations, backendAnnotations, routingAnnotations)
 
 func union(sets ...map[string]bool) map[string]bool {
 	out := map[string]bool{}

@@ -87,6 +87,7 @@ func Translate(in Input, opts Options) (*model.Snapshot, []model.Warning) {
 	for _, ing := range b.ownedIngresses(in.Ingresses) {
 		b.addIngress(ing)
 	}
+	b.attachCanaries() // annotations_nginx_routing.go
 	return b.snapshot(), b.sortedWarnings()
 }
 
@@ -113,6 +114,8 @@ type builder struct {
 	// traffic is the traffic policy of the Ingress being added
 	// (annotations_nginx_backend.go).
 	traffic *model.Traffic
+	// routing: annotations_nginx_routing.go.
+	routing routingState
 
 	defaultClass   bool // one of our IngressClasses is the default class
 	defaultBackend *model.Backend
@@ -255,6 +258,10 @@ func (b *builder) addIngress(ing *networkingv1.Ingress) {
 	ing = b.nginxCompat(ing, src) // annotations_nginx.go
 	b.filters, b.filterErr = b.ingressFilters(ing, src)
 	b.addTraffic(ing, src) // annotations_nginx_backend.go
+	b.routing.cur = b.parseRouting(ing, src)
+	if b.deferCanary(ing, src) {
+		return // it routes nothing itself; attachCanaries
+	}
 	if db := ing.Spec.DefaultBackend; db != nil {
 		b.addDefaultBackend(ing, src, db)
 	}
@@ -294,7 +301,7 @@ func (b *builder) addRule(ing *networkingv1.Ingress, src model.ObjectRef, i int)
 	}
 	for j := range rule.HTTP.Paths {
 		p := &rule.HTTP.Paths[j]
-		pt, key, msg := pathKey(p)
+		pt, key, msg := b.routePathKey(ing, p)
 		if msg != "" {
 			b.warn(src, fmt.Sprintf("spec.rules[%d].http.paths[%d].%s; path ignored", i, j, msg))
 			continue
@@ -323,6 +330,10 @@ func (b *builder) addRule(ing *networkingv1.Ingress, src model.ObjectRef, i int)
 			Filters:     b.filters,
 			FilterError: b.filterErr,
 			Traffic:     b.traffic,
+			Rewrite:     b.routing.cur.rewrite,
+			Redirect:    b.routing.cur.redirect,
+			AppRoot:     b.routing.cur.appRoot,
+			CORS:        b.routing.cur.cors,
 		}
 	}
 }
@@ -352,19 +363,27 @@ func (b *builder) snapshot() *model.Snapshot {
 }
 
 // compareRoutes orders routes by match precedence: longer (normalized) path
-// first, Exact before Prefix on equal length, then by path for determinism.
+// first, Exact before Regex before Prefix on equal length, then by path for
+// determinism.
 func compareRoutes(x, y *model.Route) int {
 	kx, ky := routeMatchKey(x), routeMatchKey(y)
 	if c := cmp.Compare(len(ky), len(kx)); c != 0 {
 		return c
 	}
-	if x.PathType != y.PathType {
-		if x.PathType == model.PathExact {
-			return -1
-		}
-		return 1
+	if c := cmp.Compare(pathTypeRank(x.PathType), pathTypeRank(y.PathType)); c != 0 {
+		return c
 	}
 	return cmp.Compare(kx, ky)
+}
+
+func pathTypeRank(t model.PathType) int {
+	switch t {
+	case model.PathExact:
+		return 0
+	case model.PathRegex:
+		return 1
+	}
+	return 2
 }
 
 func routeMatchKey(r *model.Route) string {

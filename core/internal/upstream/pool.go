@@ -354,8 +354,8 @@ func NewSet(opts Options) *Set {
 	return &Set{opts: opts.withDefaults(), pools: map[string]*Pool{}}
 }
 
-// Sync makes the Set hold exactly the backends of snap (its routes' and its
-// default backend): existing pools are kept and their endpoints and
+// Sync makes the Set hold exactly the backends of snap (its routes', their
+// canaries' and its default backend): existing pools are kept and their endpoints and
 // balancer updated in place, new ones are created, pools of backends no
 // longer referenced are dropped from the Set (requests still holding them
 // finish normally). It returns the pools by backend name, ready for
@@ -378,6 +378,9 @@ func (s *Set) Sync(snap *model.Snapshot) map[string]*Pool {
 			for _, r := range vh.Routes {
 				if r != nil {
 					add(r.Backend)
+					if r.Canary != nil {
+						add(r.Canary.Backend)
+					}
 				}
 			}
 		}
