@@ -53,6 +53,9 @@ type Config struct {
 	Kube    Kube              `koanf:"kube"` // kube.go
 	// RateLimit: the filters' bucket store, e.g. Redis (ratelimit.go).
 	RateLimit RateLimit `koanf:"ratelimit"`
+	// Admin and RequestID: observability.go.
+	Admin     Admin     `koanf:"admin"`
+	RequestID RequestID `koanf:"request_id"`
 }
 
 // Log configures the process log and the access log.
@@ -60,6 +63,10 @@ type Log struct {
 	Format string `koanf:"format"` // text | json
 	Level  string `koanf:"level"`  // debug | info | warn | error
 	Access bool   `koanf:"access"` // one line per request
+	// AccessFormat is text | json, empty for Format; AccessFields choose
+	// and order the access log's fields (observability.go).
+	AccessFormat string   `koanf:"access_format"`
+	AccessFields []string `koanf:"access_fields"`
 }
 
 // Server configures the HTTP and HTTPS listeners.
@@ -387,6 +394,7 @@ func (c *Config) Validate() error {
 	}
 	c.TLS.validate(bad)
 	c.RateLimit.validate(bad) // ratelimit.go
+	c.validateObservability(bad)
 	errs = append(errs, c.validateFilters()...)
 	errs = append(errs, c.validatePlugins()...)
 	errs = append(errs, c.validateKube()...)

@@ -12,8 +12,9 @@ import (
 // (http.ResponseController), which ReverseProxy uses.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status    int
+	bytes     int64
+	requestID string
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -39,51 +40,153 @@ func (r *recorder) Flush() {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// access writes one access log line; st is nil when no route was looked up.
+// accessField is one field of the access log line (config.AccessFields).
+type accessField uint8
+
+const (
+	fRequestID accessField = iota
+	fClient
+	fMethod
+	fHost
+	fPath
+	fProto
+	fStatus
+	fBytes
+	fDuration
+	fUpstreamDuration
+	fRouteHost
+	fRoute
+	fIngress
+	fBackend
+	fUpstream
+	fUserAgent
+	fReferer
+	fTraceparent
+	numAccessFields
+)
+
+var accessFieldNames = [numAccessFields]string{
+	"request_id", "client", "method", "host", "path", "proto", "status", "bytes", "duration",
+	"upstream_duration", "route_host", "route", "ingress", "backend", "upstream",
+	"user_agent", "referer", "traceparent",
+}
+
+// defaultAccessFields is the line when Options.AccessFields is nil.
+var defaultAccessFields = []string{
+	"request_id", "client", "method", "host", "path", "status", "bytes", "duration",
+	"route_host", "route", "ingress", "backend", "upstream",
+}
+
+// accessFields maps names to fields; unknown names are skipped (the config
+// refuses them before they get here).
+func accessFields(names []string) []accessField {
+	if names == nil {
+		names = defaultAccessFields
+	}
+	out := make([]accessField, 0, len(names))
+	for _, n := range names {
+		for i, fn := range accessFieldNames {
+			if fn == n {
+				out = append(out, accessField(i))
+			}
+		}
+	}
+	return out
+}
+
+// access reports the finished request to the Observer and writes its
+// access log line; st is nil when no route was looked up.
 func (h *Handler) access(r *http.Request, rec *recorder, start time.Time, st *reqState) {
 	if rec == nil {
 		return
 	}
-	ctx := r.Context()
-	if !h.log.Enabled(ctx, slog.LevelInfo) {
+	d := time.Since(start)
+	status := rec.status
+	if st != nil && st.status != 0 && status == 0 {
+		status = st.status // the client left before an answer
+	}
+	if h.opts.Observer != nil {
+		h.observe(r, status, d, st)
+	}
+	if !h.opts.AccessLog {
 		return
 	}
-	status := rec.status
-	var routeHost, routePath, source, backend, endpoint string
+	ctx := r.Context()
+	if !h.alog.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	var attrs [numAccessFields]slog.Attr
+	n := 0
+	for _, f := range h.fields {
+		attrs[n] = h.accessAttr(f, r, rec, status, d, st)
+		n++
+	}
+	h.alog.LogAttrs(ctx, slog.LevelInfo, "access", attrs[:n]...)
+}
+
+func (h *Handler) accessAttr(f accessField, r *http.Request, rec *recorder, status int, d time.Duration, st *reqState) slog.Attr {
+	name := accessFieldNames[f]
+	switch f {
+	case fRequestID:
+		return slog.String(name, rec.requestID)
+	case fClient:
+		client := r.RemoteAddr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			client = ap.Addr().Unmap().String()
+		}
+		return slog.String(name, client)
+	case fMethod:
+		return slog.String(name, r.Method)
+	case fHost:
+		return slog.String(name, r.Host)
+	case fPath:
+		return slog.String(name, r.URL.Path)
+	case fProto:
+		return slog.String(name, r.Proto)
+	case fStatus:
+		return slog.Int(name, status)
+	case fBytes:
+		return slog.Int64(name, rec.bytes)
+	case fDuration:
+		return slog.Duration(name, d)
+	case fUserAgent:
+		return slog.String(name, r.Header.Get("User-Agent"))
+	case fReferer:
+		return slog.String(name, r.Header.Get("Referer"))
+	case fTraceparent:
+		return slog.String(name, r.Header.Get("Traceparent"))
+	}
+	var v string
+	var up time.Duration
 	if st != nil {
-		if st.status != 0 && status == 0 {
-			status = st.status // the client left before an answer
-		}
-		if rt := st.res.Route; rt != nil {
-			routeHost = st.res.Host
-			routePath = string(rt.PathType) + " " + rt.Path
-			source = rt.Source.String()
-		} else if st.res.Backend != nil {
-			routePath = "default backend"
-		}
-		if st.res.Backend != nil {
-			backend = st.res.Backend.Name
-		}
-		if st.ep != nil {
-			endpoint = st.ep.Addr()
+		up = st.upDur
+		switch f {
+		case fRouteHost:
+			if st.res.Route != nil {
+				v = st.res.Host
+			}
+		case fRoute:
+			if rt := st.res.Route; rt != nil {
+				v = string(rt.PathType) + " " + rt.Path
+			} else if st.res.Backend != nil {
+				v = "default backend"
+			}
+		case fIngress:
+			if rt := st.res.Route; rt != nil {
+				v = rt.Source.String()
+			}
+		case fBackend:
+			if st.res.Backend != nil {
+				v = st.res.Backend.Name
+			}
+		case fUpstream:
+			if st.ep != nil {
+				v = st.ep.Addr()
+			}
 		}
 	}
-	client := r.RemoteAddr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		client = ap.Addr().Unmap().String()
+	if f == fUpstreamDuration {
+		return slog.Duration(name, up)
 	}
-	h.log.LogAttrs(ctx, slog.LevelInfo, "access",
-		slog.String("host", r.Host),
-		slog.String("route_host", routeHost),
-		slog.String("route", routePath),
-		slog.String("ingress", source),
-		slog.String("backend", backend),
-		slog.String("upstream", endpoint),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", rec.bytes),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("client", client),
-	)
+	return slog.String(name, v)
 }

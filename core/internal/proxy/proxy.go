@@ -34,6 +34,18 @@ type Options struct {
 	MaxIdleConnsPerHost int
 	// IdleConnTimeout closes idle upstream connections. Zero means 90s.
 	IdleConnTimeout time.Duration
+
+	// Observability (observe.go, accesslog.go).
+	//
+	// AccessLogger receives the access log instead of Logger when set.
+	// AccessFields choose and order its fields (config.AccessFields); nil
+	// means config.DefaultAccessFields.
+	AccessLogger *slog.Logger
+	AccessFields []string
+	// RequestIDTrusted are the peers whose X-Request-Id is kept.
+	RequestIDTrusted []netip.Prefix
+	// Observer, when set, is told about every finished request.
+	Observer Observer
 }
 
 // Handler is the reverse proxy. Swap and ServeHTTP are safe for concurrent
@@ -46,6 +58,8 @@ type Handler struct {
 	h2c    *http.Transport
 	rp     *httputil.ReverseProxy
 	closed atomic.Bool
+	alog   *slog.Logger // access log
+	fields []accessField
 
 	// up and inflight: the routes' traffic policy (traffic.go).
 	up       upstreamTransports
@@ -67,15 +81,20 @@ func New(opts Options) *Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.alog, h.fields = h.log, accessFields(opts.AccessFields)
+	if opts.AccessLogger != nil {
+		h.alog = opts.AccessLogger
+	}
 	h.http1 = newTransport(opts, false)
 	h.h2c = newTransport(opts, true)
 	h.up = newUpstreamTransports(opts)
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      h.rewrite,
-		Transport:    (*transport)(h),
-		ErrorHandler: h.proxyError,
-		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
-		BufferPool:   newBufPool(),
+		Rewrite:        h.rewrite,
+		Transport:      (*transport)(h),
+		ErrorHandler:   h.proxyError,
+		ModifyResponse: h.upstreamResponded, // observe.go
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		BufferPool:     newBufPool(),
 	}
 	return h
 }
@@ -144,6 +163,10 @@ type reqState struct {
 	status int                     // set by the error handler
 	// filtered: a filter chain ran; the request's path is the chain's.
 	filtered bool
+	// upStart, upDur, upErr: observe.go.
+	upStart time.Time
+	upDur   time.Duration
+	upErr   string
 }
 
 var errResponseTimeout = errors.New("upstream response header timeout")
@@ -152,10 +175,11 @@ var errResponseTimeout = errors.New("upstream response header timeout")
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	stripIdentityHeaders(r.Header)
+	id := h.requestID(r) // observe.go
 
 	var rec *recorder
-	if h.opts.AccessLog {
-		rec = &recorder{ResponseWriter: w}
+	if h.opts.AccessLog || h.opts.Observer != nil {
+		rec = &recorder{ResponseWriter: w, requestID: id}
 		w = rec
 	}
 
@@ -219,6 +243,7 @@ func (f forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 	st.ep = st.res.Pool.Pick(nil)
 	if st.ep == nil {
+		st.upErr = UpstreamNoEndpoints
 		plainError(w, http.StatusServiceUnavailable, "no ready endpoints for "+serviceName(st.res.Backend))
 		return
 	}
@@ -229,6 +254,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st *reqState) 
 		st.cancel = cancel
 		r = r.WithContext(ctx)
 	}
+	st.upStart = time.Now()
 	h.rp.ServeHTTP(w, r)
 }
 
@@ -300,6 +326,10 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	st.status = code
+	st.upErr = UpstreamUnreachable
+	if code == http.StatusGatewayTimeout {
+		st.upErr = UpstreamTimeout
+	}
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream error",
 		slog.String("backend", st.res.Backend.Name),
 		slog.String("upstream", st.ep.Addr()),
