@@ -206,6 +206,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if w, r, ok = h.applyRoute(w, r, st); !ok { // routing.go
+		return
+	}
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if st.res.Chain == nil {
 		h.forward(w, r.WithContext(ctx), st)
