@@ -1,0 +1,272 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/route"
+)
+
+func regexRoute(path, rewrite string, b *model.Backend) *model.Route {
+	r := prefix(path, b)
+	r.PathType, r.Rewrite = model.PathRegex, rewrite
+	return r
+}
+
+// TestRewrite: the upstream gets the rewrite target with the path regex's
+// groups substituted, and the query nginx would send.
+func TestRewrite(t *testing.T) {
+	be := echoBackend(t, "a")
+	b := backend("default/a:80", addr(be))
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{
+		regexRoute("/something(/|$)(.*)", "/$2", b),
+		regexRoute("/swap/([a-z]+)/([0-9]+)", "/v2/$2/$1$9", b),
+		regexRoute("/q/(.*)", "/search?term=$1", b),
+		regexRoute("/fixed", "/", b),
+		regexRoute("/dollar", "/$x/$", b),
+		func() *model.Route { r := prefix("/plain", b); r.Rewrite = "/other$1"; return r }(),
+	}}}}
+	g := newGateway(t, Options{})
+	g.load(t, snap)
+	for _, tc := range []struct{ target, path, query string }{
+		{"/something", "/", ""},
+		{"/something/", "/", ""},
+		{"/something/new", "/new", ""},
+		{"/SOMETHING/New/Path?a=1", "/New/Path", "a=1"},
+		{"/swap/abc/42/tail", "/v2/42/abc", ""},
+		{"/q/go", "/search", "term=go"},
+		{"/q/go?page=2", "/search", "term=go&page=2"},
+		{"/fixed/anything/below", "/", ""},
+		{"/fixedx", "/", ""}, // anchored at the start only, as nginx's ~* "^/fixed"
+		{"/dollar", "/$x/$", ""},
+		{"/plain/x", "/other", ""}, // not a regex route: no groups
+	} {
+		r := g.get(t, "x.test", tc.target)
+		if r.code != 200 || r.seen.Path != tc.path || r.seen.Query != tc.query {
+			t.Errorf("GET %s: %d, upstream saw path %q query %q; want %q %q", tc.target, r.code, r.seen.Path, r.seen.Query, tc.path, tc.query)
+		}
+	}
+}
+
+// TestRedirects: redirects and app-root are answered by the gateway with
+// the right code and Location; nothing reaches the upstream.
+func TestRedirects(t *testing.T) {
+	be := echoBackend(t, "a")
+	b := backend("default/a:80", addr(be))
+	perm := prefix("/perm", b)
+	perm.Redirect = &model.Redirect{URL: "https://new.example/landing", Code: 301}
+	perm308 := prefix("/perm308", b)
+	perm308.Redirect = &model.Redirect{URL: "https://new.example/", Code: 308}
+	temp := prefix("/temp", b)
+	temp.Redirect = &model.Redirect{URL: "http://other.example/x?y=1", Code: 302}
+	root := prefix("/", b)
+	root.AppRoot = "/app1"
+	g := newGateway(t, Options{})
+	g.load(t, &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{perm308, perm, temp, root}}}})
+
+	noFollow := *g.srv.Client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, tc := range []struct {
+		method, target string
+		code           int
+		location       string
+	}{
+		{"GET", "/perm", 301, "https://new.example/landing"},
+		{"POST", "/perm/deeper?q=1", 301, "https://new.example/landing"},
+		{"GET", "/perm308", 308, "https://new.example/"},
+		{"GET", "/temp", 302, "http://other.example/x?y=1"},
+		{"HEAD", "/temp", 302, "http://other.example/x?y=1"},
+		{"GET", "/", 302, "http://x.test/app1"},
+		{"GET", "/other", 200, ""}, // app-root redirects "/" only
+	} {
+		req, err := http.NewRequest(tc.method, g.srv.URL+tc.target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "x.test"
+		r := do(t, &noFollow, req)
+		if r.code != tc.code || r.hdr.Get("Location") != tc.location {
+			t.Errorf("%s %s: %d Location %q, want %d %q", tc.method, tc.target, r.code, r.hdr.Get("Location"), tc.code, tc.location)
+		}
+		if tc.code != 200 && r.seen.Name != "" {
+			t.Errorf("%s %s: the upstream was reached", tc.method, tc.target)
+		}
+		if tc.method == "HEAD" && r.body != "" {
+			t.Errorf("HEAD %s: body %q", tc.target, r.body)
+		}
+	}
+	if st := g.pools.Get("default/a:80").Stats(); st[0].Requests != 1 {
+		t.Errorf("upstream picks = %d, want 1 (only GET /other)", st[0].Requests)
+	}
+}
+
+// TestCORS: preflights are answered with 204, allowed origins get the
+// headers (replacing the upstream's), other origins get none.
+func TestCORS(t *testing.T) {
+	up := echoBackend(t, "a")
+	b := backend("default/a:80", addr(up))
+	list := prefix("/list", b)
+	list.CORS = &model.CORS{
+		AllowOrigins:     []string{"https://app.example", "https://*.shop.example:8443"},
+		AllowMethods:     "GET, POST",
+		AllowHeaders:     "Content-Type, X-Token",
+		ExposeHeaders:    "X-Total",
+		AllowCredentials: true,
+		MaxAge:           600,
+	}
+	any := prefix("/any", b)
+	any.CORS = &model.CORS{AllowOrigins: []string{"*"}, AllowMethods: "GET", AllowHeaders: "DNT", MaxAge: 5}
+	g := newGateway(t, Options{})
+	var chainSaw string
+	chains := map[*model.Route]http.Handler{list: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chainSaw = r.Method
+		// The upstream (or a filter) sets its own CORS header: replaced.
+		w.Header().Set("Access-Control-Allow-Origin", "https://evil.example")
+		g.h.Forward().ServeHTTP(w, r)
+	})}
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{list, any}}}}
+	tbl, err := route.CompileWithChains(snap, g.pools.Sync(snap), chains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.h.Swap(tbl)
+
+	req := func(method, path, origin string) response {
+		t.Helper()
+		rq, err := http.NewRequest(method, g.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rq.Host = "x.test"
+		if origin != "" {
+			rq.Header.Set("Origin", origin)
+			rq.Header.Set("Access-Control-Request-Method", "POST")
+		}
+		return do(t, g.srv.Client(), rq)
+	}
+
+	// Preflight from an allowed origin: answered here, the chain never runs.
+	r := req("OPTIONS", "/list/items", "https://app.example")
+	want := map[string]string{
+		"Access-Control-Allow-Origin":      "https://app.example",
+		"Access-Control-Allow-Credentials": "true",
+		"Access-Control-Allow-Methods":     "GET, POST",
+		"Access-Control-Allow-Headers":     "Content-Type, X-Token",
+		"Access-Control-Expose-Headers":    "X-Total",
+		"Access-Control-Max-Age":           "600",
+		"Vary":                             "Origin",
+	}
+	if r.code != 204 || r.seen.Name != "" || chainSaw != "" {
+		t.Fatalf("preflight: %d, upstream saw %+v, chain saw %q", r.code, r.seen, chainSaw)
+	}
+	for k, v := range want {
+		if got := r.hdr.Get(k); got != v {
+			t.Errorf("preflight %s = %q, want %q", k, got, v)
+		}
+	}
+	// Wildcard subdomain, one label only, port must match, any case.
+	for origin, ok := range map[string]bool{
+		"https://a.shop.example:8443":   true,
+		"HTTPS://B-2.SHOP.example:8443": true,
+		"https://a.b.shop.example:8443": false,
+		"https://shop.example:8443":     false,
+		"https://a.shop.example":        false,
+		"http://a.shop.example:8443":    false,
+		"https://app.example.evil":      false,
+		"null":                          false,
+	} {
+		r := req("OPTIONS", "/list", origin)
+		if got := r.code == 204 && r.hdr.Get("Access-Control-Allow-Origin") == origin; got != ok {
+			t.Errorf("preflight from %q: %d %q, allowed = %v, want %v", origin, r.code, r.hdr.Get("Access-Control-Allow-Origin"), got, ok)
+		}
+	}
+	// A simple request: proxied, the headers replace the upstream's.
+	r = req("GET", "/list", "https://app.example")
+	if r.code != 200 || r.seen.Name != "a" || r.hdr.Values("Access-Control-Allow-Origin")[0] != "https://app.example" || len(r.hdr.Values("Access-Control-Allow-Origin")) != 1 {
+		t.Errorf("simple request: %d %v", r.code, r.hdr)
+	}
+	// A disallowed origin: proxied untouched, OPTIONS included.
+	for _, m := range []string{"GET", "OPTIONS"} {
+		r = req(m, "/list", "https://evil.example")
+		if r.code != 200 || r.seen.Method != m || r.hdr.Get("Access-Control-Allow-Origin") != "https://evil.example" || r.hdr.Get("Access-Control-Allow-Methods") != "" {
+			t.Errorf("%s from a disallowed origin: %d %+v %v", m, r.code, r.seen, r.hdr)
+		}
+	}
+	// "*": any origin, no credentials, no Vary.
+	r = req("OPTIONS", "/any", "https://whoever.example")
+	if r.code != 204 || r.hdr.Get("Access-Control-Allow-Origin") != "*" || r.hdr.Get("Access-Control-Allow-Credentials") != "" || r.hdr.Get("Vary") != "" {
+		t.Errorf("preflight on *: %d %v", r.code, r.hdr)
+	}
+	r = req("GET", "/any", "")
+	if r.code != 200 || r.hdr.Get("Access-Control-Allow-Origin") != "*" || r.hdr.Get("Access-Control-Max-Age") != "5" {
+		t.Errorf("GET on * without Origin: %d %v", r.code, r.hdr)
+	}
+}
+
+// TestCanary: a weighted share of requests goes to the canary; the header
+// and the cookie override the weight; filters run for canary requests too.
+func TestCanary(t *testing.T) {
+	mainUp, canUp := echoBackend(t, "main"), echoBackend(t, "canary")
+	rt := prefix("/", backend("default/main:80", addr(mainUp)))
+	rt.Canary = &model.Canary{
+		Backend: backend("default/canary:80", addr(canUp)),
+		Header:  "X-Canary", Cookie: "canary",
+		Weight: 3, WeightTotal: 10,
+	}
+	byValue := prefix("/value", rt.Backend)
+	byValue.Canary = &model.Canary{Backend: rt.Canary.Backend, Header: "X-Canary", HeaderValue: "yes", WeightTotal: 100}
+	byPattern := prefix("/pattern", rt.Backend)
+	byPattern.Canary = &model.Canary{Backend: rt.Canary.Backend, Header: "X-Canary", HeaderPattern: "^(beta|gamma)$", WeightTotal: 100}
+
+	g := newGateway(t, Options{})
+	filtered := 0
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{byPattern, byValue, rt}}}}
+	tbl, err := route.CompileWithChains(snap, g.pools.Sync(snap), map[*model.Route]http.Handler{rt: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		filtered++
+		g.h.Forward().ServeHTTP(w, r)
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.h.Swap(tbl)
+
+	const n = 1000
+	canary := 0
+	for range n {
+		switch r := g.get(t, "x.test", "/w"); r.seen.Name {
+		case "canary":
+			canary++
+		case "main":
+		default:
+			t.Fatalf("GET /w: %d %q", r.code, r.body)
+		}
+	}
+	// Weight 3 of 10: expect 300; the bounds are more than 5 standard
+	// deviations (14.5) away, so the test fails by chance less than once in
+	// ten million runs.
+	if canary < 220 || canary > 380 || filtered != n {
+		t.Errorf("canary got %d of %d requests, want about 300; the chain ran %d times", canary, n, filtered)
+	}
+	for _, tc := range []struct {
+		path string
+		hdr  []string
+		want string
+	}{
+		{"/w", []string{"X-Canary", "always"}, "canary"},
+		{"/w", []string{"X-Canary", "never", "Cookie", "canary=always"}, "main"}, // header first
+		{"/w", []string{"Cookie", "canary=always"}, "canary"},
+		{"/w", []string{"Cookie", "a=b; canary=never"}, "main"},
+		{"/value", []string{"X-Canary", "yes"}, "canary"},
+		{"/value", []string{"X-Canary", "always"}, "main"}, // with a value, only the value selects
+		{"/value", nil, "main"},
+		{"/pattern", []string{"X-Canary", "gamma"}, "canary"},
+		{"/pattern", []string{"X-Canary", "delta"}, "main"},
+	} {
+		for range 20 { // never by chance
+			if r := g.get(t, "x.test", tc.path, tc.hdr...); r.seen.Name != tc.want {
+				t.Fatalf("GET %s %v: went to %q, want %q", tc.path, tc.hdr, r.seen.Name, tc.want)
+			}
+		}
+	}
+}
