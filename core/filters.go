@@ -86,7 +86,7 @@ func (g *Gateway) routeFilters(cfg *config.Config, r *model.Route, out *chains) 
 			if err != nil {
 				return nil, fmt.Errorf("metadata.annotations[%q][%d] (%s): %w", "sluice.io/filters", i, ref.Name, err)
 			}
-			fs = append(fs, m)
+			fs = append(fs, g.observeFilter(ref.Name, m)) // metrics.go
 			continue
 		}
 		spec, err := g.filterSpec(cfg, ref)
@@ -111,7 +111,7 @@ func (g *Gateway) routeFilters(cfg *config.Config, r *model.Route, out *chains) 
 			out.created = append(out.created, f)
 		}
 		out.used[key] = f
-		fs = append(fs, f)
+		fs = append(fs, g.observeFilter(ref.Name, f)) // metrics.go
 	}
 	return fs, nil
 }
@@ -137,6 +137,7 @@ func (g *Gateway) loadFilter(cfg *config.Config, spec wasm.FilterSpec) (*wasm.Fi
 		if store != nil {
 			wc.Store = store
 		}
+		wc.Store = g.observeStore(wc.Store) // metrics.go: rate-limit decisions
 		h, err := wasm.NewHost(ctx, wc)
 		if err != nil {
 			if store != nil {

@@ -65,6 +65,7 @@ type Gateway struct {
 	plugins *plugins.Manager // plugins.go; nil until a plugin is configured
 
 	tls tlsGlue // tls.go
+	obs obsGlue // metrics.go, admin.go
 
 	kube *kube.Source // kube.go; nil in standalone mode
 
@@ -124,7 +125,10 @@ func New(opts Options) (*Gateway, error) {
 		}
 	}
 	g.pools = upstream.NewSet(upstream.Options{})
-	g.proxy = proxy.New(proxy.Options{Logger: g.log, AccessLog: cfg.Log.Access})
+	g.initObservability(cfg) // metrics.go
+	g.proxy = proxy.New(proxy.Options{Logger: g.log, AccessLog: cfg.Log.Access,
+		AccessLogger: accessLogger(cfg, g), AccessFields: cfg.Log.AccessFields,
+		RequestIDTrusted: cfg.RequestID.TrustedRequestIDPeers(), Observer: g.obs.metrics})
 	if err := g.initTLS(cfg); err != nil {
 		return nil, err
 	}
@@ -267,7 +271,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	in, srcWarnings := first.in, first.warnings
 	g.syncPlugins(ctx, cfg) // plugins.go: before the first build uses them
 	defer g.closePlugins()  // last: after the listeners drained
+	start := time.Now()
 	st, err := g.build(cfg, in, srcWarnings)
+	g.observeBuild(st, time.Since(start), err) // metrics.go
 	if err != nil {
 		return err
 	}
@@ -369,7 +375,9 @@ func replace[T any](ch chan T, v T) {
 }
 
 func (g *Gateway) rebuild(cfg *config.Config, in translate.Input, srcWarnings []model.Warning, why string) {
+	start := time.Now()
 	st, err := g.build(cfg, in, srcWarnings)
+	g.observeBuild(st, time.Since(start), err) // metrics.go
 	if err != nil {
 		g.log.Error("rebuild failed; still serving the previous configuration", "reason", why, "error", err)
 		return

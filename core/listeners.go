@@ -128,5 +128,7 @@ func (g *Gateway) adminServer() *http.Server {
 			fmt.Fprintln(w, "ready")
 		}
 	})
+	// The admin API, dashboard, /metrics and /debug/pprof: admin.go.
+	mux.Handle("/", g.adminHandler())
 	return &http.Server{Handler: mux, ReadHeaderTimeout: g.cfg.Server.ReadHeaderTimeout}
 }
