@@ -1,0 +1,239 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// nginxIngress is an Ingress for host routing "/" to Service svc, with
+// the annotations given as "key: value" lines.
+func nginxIngress(name, host, svc string, annotations ...string) string {
+	var a strings.Builder
+	for _, l := range annotations {
+		a.WriteString("    " + l + "\n")
+	}
+	return fmt.Sprintf(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: %s
+  namespace: default
+  creationTimestamp: "2026-01-01T00:00:00Z"
+  annotations:
+%sspec:
+  ingressClassName: sluice
+  rules:
+  - host: %s
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: %s, port: {number: 80}}}}
+`, name, a.String(), host, svc)
+}
+
+// startTLSBackend serves h over TLS on loopback (HTTP/2 too when h2).
+func startTLSBackend(t *testing.T, h2 bool, h http.Handler) *backend {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = h2
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return &backend{addr: srv.Listener.Addr().String(), port: srv.Listener.Addr().(*net.TCPAddr).Port}
+}
+
+// nginxDo sends method to host "/" through the gateway's HTTP listener.
+// length -1 sends body chunked.
+func nginxDo(t *testing.T, g *gateway, method, host string, body io.Reader, length int64) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+g.addr("http")+"/", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	if body != nil {
+		req.ContentLength = length
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, host, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, host, err)
+	}
+	return resp, string(b)
+}
+
+// TestNginxBackendAnnotationsThroughGateway runs the ingress-nginx backend
+// annotations through the real gateway in standalone mode:
+// backend-protocol HTTPS and GRPCS to real TLS backends, proxy-body-size
+// (413 for declared and chunked bodies), source ranges (403, deny wins),
+// proxy-read-timeout (504), limit-rps and sluice.io/rate-limit (429 after
+// the burst, the backend never sees more than the limit), and a warning
+// for an unsupported value.
+func TestNginxBackendAnnotationsThroughGateway(t *testing.T) {
+	var plainSeen, limitedSeen, bigBodies atomic.Int64
+	plain := startBackend(t, "plain", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainSeen.Add(1)
+		n, err := io.Copy(io.Discard, r.Body)
+		if err == nil && n > 1024 {
+			bigBodies.Add(1)
+		}
+		if r.Header.Get("X-Sleep") != "" {
+			time.Sleep(2 * time.Second)
+		}
+		fmt.Fprintf(w, "plain %d\n", n)
+	}))
+	limited := startBackend(t, "limited", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limitedSeen.Add(1)
+		io.WriteString(w, "limited\n")
+	}))
+	tls1 := startTLSBackend(t, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls %s %v\n", r.Proto, r.TLS != nil)
+	}))
+	grpcs := startTLSBackend(t, true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 || r.TLS == nil {
+			http.Error(w, "want HTTP/2 over TLS", http.StatusHTTPVersionNotSupported)
+			return
+		}
+		w.Header().Set("Trailer", "Grpc-Status")
+		w.Header().Set("Content-Type", "application/grpc")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		io.Copy(w, r.Body)
+		w.Header().Set("Grpc-Status", "0")
+	}))
+
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
+	dir := t.TempDir()
+	const n = "nginx.ingress.kubernetes.io/"
+	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+
+		service("plain", plain)+"---\n"+service("limited", limited)+"---\n"+
+		service("tls1", tls1)+"---\n"+service("grpcs", grpcs))
+	writeFile(t, filepath.Join(dir, "routes.yaml"), strings.Join([]string{
+		nginxIngress("https", "https.test", "tls1", n+"backend-protocol: HTTPS"),
+		nginxIngress("grpcs", "grpcs.test", "grpcs", n+"backend-protocol: GRPCS"),
+		nginxIngress("fcgi", "fcgi.test", "plain", n+"backend-protocol: FCGI"),
+		nginxIngress("body", "body.test", "plain", n+"proxy-body-size: 1k"),
+		nginxIngress("outside", "outside.test", "plain", n+`whitelist-source-range: "10.0.0.0/8"`),
+		nginxIngress("inside", "inside.test", "plain", n+`whitelist-source-range: "127.0.0.1"`),
+		nginxIngress("denied", "denied.test", "plain", n+`whitelist-source-range: "127.0.0.1"`, n+`denylist-source-range: "127.0.0.0/8"`),
+		nginxIngress("slow", "slow.test", "plain", n+`proxy-read-timeout: "1"`),
+		nginxIngress("warm", "warm.test", "plain", n+`limit-rps: "1000"`),
+		nginxIngress("rps", "rps.test", "limited", n+`limit-rps: "1"`, n+`limit-burst-multiplier: "3"`),
+		nginxIngress("shortcut", "shortcut.test", "plain", `sluice.io/rate-limit: "1/m burst=2"`),
+	}, "---\n"))
+	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+
+	// The rate-limited routes are served once the ratelimit filter is
+	// compiled (slow in a -race gateway).
+	waitUntil(t, 4*time.Minute, "the rate-limited routes", func() bool {
+		status, _, _, err := tryBuiltinGet(g, "warm.test")
+		return err == nil && status == 200
+	})
+
+	t.Run("backend-protocol HTTPS", func(t *testing.T) {
+		resp, body := nginxDo(t, g, "GET", "https.test", nil, 0)
+		if resp.StatusCode != 200 || body != "tls HTTP/1.1 true\n" {
+			t.Fatalf("got %d %q, want the TLS backend over HTTP/1.1", resp.StatusCode, body)
+		}
+	})
+	t.Run("backend-protocol GRPCS", func(t *testing.T) {
+		resp, body := nginxDo(t, g, "POST", "grpcs.test", strings.NewReader("\x00\x00\x00\x00\x02hi"), -1)
+		if resp.StatusCode != 200 || body != "\x00\x00\x00\x00\x02hi" || resp.Trailer.Get("Grpc-Status") != "0" {
+			t.Fatalf("got %d %q trailers %v", resp.StatusCode, body, resp.Trailer)
+		}
+	})
+	t.Run("backend-protocol FCGI is warned about", func(t *testing.T) {
+		g.waitLog(t, `Ingress default/fcgi`, `nginx.ingress.kubernetes.io/backend-protocol`, `FCGI`, `not supported by sluice`)
+		if resp, body := nginxDo(t, g, "GET", "fcgi.test", nil, 0); resp.StatusCode != 200 {
+			t.Fatalf("the rest of the Ingress is served: %d %q", resp.StatusCode, body)
+		}
+	})
+	t.Run("proxy-body-size", func(t *testing.T) {
+		before := bigBodies.Load()
+		for _, tc := range []struct {
+			name   string
+			size   int
+			length int64
+			want   int
+		}{
+			{"declared under", 1000, 1000, 200},
+			{"chunked at the limit", 1024, -1, 200},
+			{"declared over", 1025, 1025, 413},
+			{"chunked over", 64 << 10, -1, 413},
+		} {
+			length := tc.length
+			if length >= 0 {
+				length = int64(tc.size)
+			}
+			resp, body := nginxDo(t, g, "POST", "body.test", io.MultiReader(strings.NewReader(strings.Repeat("x", tc.size))), length)
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s: %d %q, want %d", tc.name, resp.StatusCode, body, tc.want)
+			}
+		}
+		if got := bigBodies.Load() - before; got != 0 {
+			t.Errorf("the backend received %d complete bodies over the limit", got)
+		}
+	})
+	t.Run("source ranges", func(t *testing.T) {
+		for host, want := range map[string]int{"outside.test": 403, "inside.test": 200, "denied.test": 403} {
+			resp, body := nginxDo(t, g, "GET", host, nil, 0)
+			if resp.StatusCode != want {
+				t.Errorf("%s: %d %q, want %d", host, resp.StatusCode, body, want)
+			}
+		}
+		// X-Forwarded-For from a peer that is not a trusted proxy changes nothing.
+		if status, _, body := builtinGet(t, g, "outside.test", "X-Forwarded-For", "10.1.2.3"); status != 403 {
+			t.Errorf("forged X-Forwarded-For: %d %q, want 403", status, body)
+		}
+	})
+	t.Run("proxy-read-timeout", func(t *testing.T) {
+		if status, _, body := builtinGet(t, g, "slow.test", "X-Sleep", "1"); status != 504 {
+			t.Fatalf("got %d %q, want 504", status, body)
+		}
+	})
+	t.Run("limit-rps", func(t *testing.T) {
+		// rate 1/s, burst 3: a quick run of 10 gets the burst (plus what
+		// refills meanwhile), the rest 429, and the backend sees exactly
+		// the accepted ones.
+		start := time.Now()
+		var ok, limitedN int64
+		for range 10 {
+			status, hdr, body := builtinGet(t, g, "rps.test")
+			switch status {
+			case 200:
+				ok++
+			case 429:
+				limitedN++
+				if hdr.Get("Retry-After") == "" {
+					t.Errorf("429 without Retry-After: %q", body)
+				}
+			default:
+				t.Fatalf("got %d %q", status, body)
+			}
+		}
+		allowed := 3 + int64(time.Since(start)/time.Second)
+		if ok < 3 || ok > allowed || limitedN == 0 {
+			t.Fatalf("%d accepted and %d limited; want 3..%d accepted and some limited", ok, limitedN, allowed)
+		}
+		if got := limitedSeen.Load(); got != ok {
+			t.Fatalf("the backend saw %d requests, %d were accepted", got, ok)
+		}
+	})
+	t.Run("sluice.io/rate-limit", func(t *testing.T) {
+		for i, want := range []int{200, 200, 429} {
+			if status, _, body := builtinGet(t, g, "shortcut.test"); status != want {
+				t.Fatalf("request %d: %d %q, want %d", i, status, body, want)
+			}
+		}
+	})
+}
