@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
-.PHONY: run test check build deps bench-go clean proto filters filters-test
+.PHONY: run test check build deps bench bench-go clean proto filters filters-test
 
 build:
 	$(GO) build -o $(BIN)/sluice ./cmd/sluice
@@ -48,8 +48,23 @@ filters-test:
 		(cd filters/$$f && GOWORK=off $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test $(GOFLAGS_TEST) ./...) || exit 1; \
 	done
 
-bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... | tee $(BIN)/bench-new.txt
+# Every Go microbenchmark; the previous run's results are kept as
+# bin/bench-old.txt and compared with benchstat (installed into bin/).
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@latest
+bench-go: $(BIN)/benchstat
+	@mkdir -p $(BIN)
+	@if [ -f $(BIN)/bench-new.txt ]; then mv $(BIN)/bench-new.txt $(BIN)/bench-old.txt; fi
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... ./filters/ > $(BIN)/bench-new.txt || { cat $(BIN)/bench-new.txt; exit 1; }
+	@if [ -f $(BIN)/bench-old.txt ]; then $(BIN)/benchstat $(BIN)/bench-old.txt $(BIN)/bench-new.txt; else $(BIN)/benchstat $(BIN)/bench-new.txt; echo "bench-go: first run, nothing to compare with yet"; fi
+
+$(BIN)/benchstat:
+	GOBIN=$(abspath $(BIN)) GOFLAGS= $(GO) install $(BENCHSTAT)
+
+# Sluice against nginx, HAProxy and Caddy with wrk (issue 11): installs
+# what is missing, writes bench/results/<date>/ and BENCHMARKS.bench.md.
+# A quick run: make bench BENCHFLAGS="-rounds 1 -duration 2s"
+bench:
+	./bench/run.sh $(BENCHFLAGS)
 
 # Regenerate the native plugin gRPC code (plugins/internal/pb) from its
 # .proto. Needs protoc (Debian: protobuf-compiler); the Go generators are
