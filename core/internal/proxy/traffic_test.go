@@ -36,8 +36,14 @@ func (g *gateway) post(t *testing.T, path string, body io.Reader, length int64) 
 // A body over the limit gets 413, whether its length is declared or it is
 // chunked, and the backend never receives a complete request.
 func TestBodyLimit(t *testing.T) {
+	for _, proto := range []model.Protocol{model.ProtocolHTTP, model.ProtocolGRPC} {
+		t.Run(string(proto), func(t *testing.T) { testBodyLimit(t, proto) })
+	}
+}
+
+func testBodyLimit(t *testing.T, proto model.Protocol) {
 	var started, complete atomic.Int32
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started.Add(1)
 		n, err := io.Copy(io.Discard, r.Body)
 		if err == nil {
@@ -45,10 +51,13 @@ func TestBodyLimit(t *testing.T) {
 		}
 		fmt.Fprintf(w, "%d", n)
 	}))
+	be.Config.Protocols = new(http.Protocols)
+	be.Config.Protocols.SetHTTP1(true)
+	be.Config.Protocols.SetUnencryptedHTTP2(true)
+	be.Start()
 	t.Cleanup(be.Close)
 	g := newGateway(t, Options{})
-	g.load(t, withTraffic(backend("default/web:80", addr(be)), &model.Traffic{MaxBodyBytes: 10}))
-
+	g.load(t, withTraffic(backend("default/web:80", addr(be)), &model.Traffic{MaxBodyBytes: 10, Protocol: proto}))
 	for _, tc := range []struct {
 		name   string
 		body   string
