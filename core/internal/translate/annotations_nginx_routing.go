@@ -145,11 +145,14 @@ type pendingCanary struct {
 }
 
 // annField names the annotation the user wrote for a sluice.io routing
-// key: its ingress-nginx twin when only that one is set.
+// key of ing (after nginxCompat): its ingress-nginx twin when the key's
+// value is the twin's, translated (nginxCompat copied it, or the user
+// wrote both alike), else the key itself.
 func annField(ing *networkingv1.Ingress, key string) string {
-	if _, own := ing.Annotations[key]; !own {
-		twin := NginxPrefix + strings.TrimPrefix(key, "sluice.io/")
-		if _, ok := ing.Annotations[twin]; ok {
+	twin := NginxPrefix + strings.TrimPrefix(key, "sluice.io/")
+	if tv, ok := ing.Annotations[twin]; ok {
+		own, set := ing.Annotations[key]
+		if v, problem := routingChecks[key](ing.Namespace, strings.TrimSpace(tv)); !set || problem == "" && v == own {
 			key = twin
 		}
 	}
@@ -225,8 +228,8 @@ func (b *builder) parseRouting(ing *networkingv1.Ingress, src model.ObjectRef) i
 			// Browsers refuse credentials with "Access-Control-Allow-Origin: *".
 			c.AllowCredentials = false
 			if credSet {
-				b.warn(src, fmt.Sprintf("%s: \"true\" cannot go with the origin \"*\" (browsers refuse the pair); credentials are not allowed: list the origins in %s",
-					annField(ing, AnnotationCORSAllowCredentials), annField(ing, AnnotationCORSAllowOrigin)))
+				b.warn(src, fmt.Sprintf("%s: \"true\" cannot go with the origin \"*\" (browsers refuse the pair); credentials are not allowed: list the origins in cors-allow-origin",
+					annField(ing, AnnotationCORSAllowCredentials)))
 			}
 		}
 		out.cors = c
