@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -56,29 +57,75 @@ type Peer struct {
 // host call).
 func TLSPeerStatus() PeerStatus { return PeerStatus(abi.TLSPeerStatus()) }
 
-// TLSPeer returns the client certificate's identity.
+// TLSPeer returns the client certificate's identity, in one host call
+// (sluice.tls_peer).
 func TLSPeer() Peer {
-	p := Peer{Status: TLSPeerStatus()}
-	if p.Status == PeerNone {
-		return p
+	r := abi.TLSPeer(scratch)
+	if n := int(uint32(r)); n > len(scratch) {
+		scratch = make([]byte, n)
+		r = abi.TLSPeer(scratch)
 	}
-	field := func(f uint32) []string {
-		return split(readList(func(buf []byte) uint64 { return abi.TLSPeerGet(f, buf) }))
-	}
-	first := func(f uint32) string {
-		if v := field(f); len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	p.Subject = first(abi.PeerSubject)
-	p.Issuer = first(abi.PeerIssuer)
-	p.DNSNames = field(abi.PeerDNSSANs)
-	p.URIs = field(abi.PeerURISANs)
-	p.SPIFFEID = first(abi.PeerSPIFFEID)
-	p.SHA256 = first(abi.PeerSHA256)
+	p := Peer{Status: PeerStatus(r >> 32)}
+	b := scratch[:uint32(r)]
+	p.Subject, b = peerOne(b)
+	p.Issuer, b = peerOne(b)
+	p.DNSNames, b = peerList(b)
+	p.URIs, b = peerList(b)
+	p.SPIFFEID, b = peerOne(b)
+	p.SHA256, _ = peerOne(b)
 	return p
 }
+
+// peerList decodes one field of sluice.tls_peer from the front of b: a
+// u32 little-endian count, then that many NUL-terminated strings. Input
+// that ends early ends the field (and the ones after it) rather than
+// panicking.
+func peerList(b []byte) (vs []string, rest []byte) {
+	if len(b) < 4 {
+		return nil, nil
+	}
+	count := int(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	if count > 0 {
+		vs = make([]string, 0, min(count, len(b))) // count comes from the host: do not trust it for sizing
+	}
+	for ; count > 0; count-- {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return vs, nil
+		}
+		vs = append(vs, newString(b[:i]))
+		b = b[i+1:]
+	}
+	return vs, b
+}
+
+// peerOne is peerList for a field of at most one value, without the
+// slice.
+func peerOne(b []byte) (v string, rest []byte) {
+	if len(b) < 4 {
+		return "", nil
+	}
+	count := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	for i := uint32(0); i < count; i++ {
+		j := bytes.IndexByte(b, 0)
+		if j < 0 {
+			return v, nil
+		}
+		if i == 0 {
+			v = newString(b[:j])
+		}
+		b = b[j+1:]
+	}
+	return v, b
+}
+
+// Route returns the identity of the route the request is served for, as
+// "namespace/ingress host path" (e.g. "default/web shop.example /cart"; a
+// rule without a host has "*"), or "" when the host does not say
+// (sluice.route).
+func Route() string { return readString(abi.Route) }
 
 // ErrUnavailable is returned by RateTake and CounterAdd when the host's
 // store (e.g. Redis) cannot be reached. A filter decides whether that

@@ -77,3 +77,58 @@ func TestNewStringKeepsValues(t *testing.T) {
 		}
 	}
 }
+
+// peerBytes encodes fields as sluice.tls_peer does.
+func peerBytes(fields ...[]string) []byte {
+	var b []byte
+	for _, vs := range fields {
+		b = append(b, byte(len(vs)), 0, 0, 0)
+		for _, v := range vs {
+			b = append(append(b, v...), 0)
+		}
+	}
+	return b
+}
+
+func TestPeerFields(t *testing.T) {
+	b := peerBytes([]string{"CN=web"}, []string{"CN=ca"}, nil, []string{"https://x", "spiffe://a/b"}, []string{"spiffe://a/b"}, []string{"ab"})
+	var p Peer
+	p.Subject, b = peerOne(b)
+	p.Issuer, b = peerOne(b)
+	p.DNSNames, b = peerList(b)
+	p.URIs, b = peerList(b)
+	p.SPIFFEID, b = peerOne(b)
+	p.SHA256, b = peerOne(b)
+	want := Peer{Subject: "CN=web", Issuer: "CN=ca", URIs: []string{"https://x", "spiffe://a/b"}, SPIFFEID: "spiffe://a/b", SHA256: "ab"}
+	if !reflect.DeepEqual(p, want) || len(b) != 0 {
+		t.Fatalf("decoded %+v (rest %q), want %+v", p, b, want)
+	}
+	// Truncated input ends the fields, without a panic.
+	if vs, rest := peerList([]byte{5, 0, 0, 0, 'a', 0, 'b'}); !reflect.DeepEqual(vs, []string{"a"}) || rest != nil {
+		t.Fatalf("truncated list: %q, rest %q", vs, rest)
+	}
+	if v, rest := peerOne([]byte{2, 0, 0, 0, 'a', 0, 'b'}); v != "a" || rest != nil {
+		t.Fatalf("truncated one: %q, rest %q", v, rest)
+	}
+	if v, rest := peerOne([]byte{1, 0}); v != "" || rest != nil {
+		t.Fatalf("short count: %q, rest %q", v, rest)
+	}
+}
+
+// FuzzPeerFields: any tls_peer result decodes without a panic or an
+// allocation sized by a count.
+func FuzzPeerFields(f *testing.F) {
+	f.Add(peerBytes([]string{"CN=web"}, nil, []string{"a", "b"}))
+	f.Add([]byte{0xff, 0xff, 0xff, 0x7f, 'x', 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for range 6 {
+			var vs []string
+			n := len(b)
+			vs, b = peerList(b)
+			if cap(vs) > n {
+				t.Fatalf("%d strings allocated for %d bytes", cap(vs), n)
+			}
+		}
+		_, _ = peerOne(b)
+	})
+}

@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -37,6 +39,8 @@ const (
 var sluiceFuncs = []hostFunc{
 	{"tls_peer_status", tlsPeerStatus, nil, []api.ValueType{i32}},
 	{"tls_peer_get", tlsPeerGet, []api.ValueType{i32, i32, i32}, []api.ValueType{i64}},
+	{"tls_peer", tlsPeer, []api.ValueType{i32, i32}, []api.ValueType{i64}},
+	{"route", routeFn, []api.ValueType{i32, i32}, []api.ValueType{i32}},
 	{"rate_take", rateTake, []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}},
 	{"counter_add", counterAdd, []api.ValueType{i32, i32, i64, i32}, []api.ValueType{i32}},
 	{"metric_add", metricAdd, []api.ValueType{i32, i32, i64}, nil},
@@ -108,6 +112,92 @@ func tlsPeerGet(ctx context.Context, mod api.Module, stack []uint64) {
 	in.scratch = buf
 	n := writeBytes(mod, fn, uint32(stack[1]), uint32(stack[2]), buf)
 	stack[0] = uint64(count)<<32 | uint64(n)
+}
+
+// tlsPeer writes every field of tls_peer_get at once: for each field in
+// field order, a u32 little-endian count and that many NUL-terminated
+// strings. It returns status << 32 | len (sdk/ABI.md, sluice.tls_peer).
+// One call instead of seven is most of what a Go guest's peer lookup cost.
+func tlsPeer(ctx context.Context, mod api.Module, stack []uint64) {
+	const fn = "sluice.tls_peer"
+	in := mustRequest(ctx, fn)
+	var status uint64
+	var b []byte
+	if c := peerCert(in); c != nil {
+		status = peerUnverified
+		if len(in.st.r.TLS.VerifiedChains) > 0 {
+			status = peerVerified
+		}
+		b = peerFields(c)
+	}
+	n := writeBytes(mod, fn, uint32(stack[0]), uint32(stack[1]), b)
+	stack[0] = status<<32 | uint64(n)
+}
+
+// peerCache holds the encoded fields of recently seen leaf certificates,
+// direct-mapped by the certificate's address: every request of a
+// connection, and every filter of its chain, shares one *x509.Certificate,
+// so the subject and issuer strings and the SHA-256 are computed once per
+// connection rather than once per filter call. Entries are immutable; a
+// slot is replaced, never modified.
+var peerCache [64]atomic.Pointer[peerEntry]
+
+type peerEntry struct {
+	cert   *x509.Certificate
+	fields []byte
+}
+
+// peerFields returns the tls_peer encoding of c's fields. The result is
+// shared: callers must not modify it.
+func peerFields(c *x509.Certificate) []byte {
+	slot := &peerCache[(uintptr(unsafe.Pointer(c))>>6)%uintptr(len(peerCache))]
+	if e := slot.Load(); e != nil && e.cert == c {
+		return e.fields
+	}
+	var b []byte
+	list := func(vs ...string) {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(vs)))
+		for _, v := range vs {
+			b = append(b, v...)
+			b = append(b, 0)
+		}
+	}
+	list(c.Subject.String())
+	list(c.Issuer.String())
+	list(c.DNSNames...)
+	uris := make([]string, len(c.URIs))
+	spiffe := []string(nil)
+	for i, u := range c.URIs {
+		uris[i] = u.String()
+		if spiffe == nil && u.Scheme == "spiffe" {
+			spiffe = uris[i : i+1]
+		}
+	}
+	list(uris...)
+	list(spiffe...)
+	sum := sha256.Sum256(c.Raw)
+	list(hex.EncodeToString(sum[:]))
+	slot.Store(&peerEntry{cert: c, fields: b})
+	return b
+}
+
+// routeKey is the request context key of WithRoute.
+type routeKey struct{}
+
+// WithRoute returns ctx carrying the identity of the route a request is
+// served for, which guests read with sluice.route (sdk/ABI.md). The
+// gateway sets it once per request, before the route's filter chain.
+func WithRoute(ctx context.Context, route string) context.Context {
+	return context.WithValue(ctx, routeKey{}, route)
+}
+
+// routeFn writes the route of WithRoute ("" when the request has none)
+// and returns its length.
+func routeFn(ctx context.Context, mod api.Module, stack []uint64) {
+	const fn = "sluice.route"
+	in := mustRequest(ctx, fn)
+	route, _ := in.st.r.Context().Value(routeKey{}).(string)
+	stack[0] = uint64(writeString(mod, fn, uint32(stack[0]), uint32(stack[1]), route))
 }
 
 // storeKey namespaces a guest key by filter so filters cannot touch each

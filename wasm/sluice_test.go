@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,12 +10,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/hex"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 )
@@ -175,4 +178,88 @@ func TestMemoryStore(t *testing.T) {
 	if v, _ := s.Add(ctx, "c", -2); v != 3 {
 		t.Errorf("add = %d", v)
 	}
+}
+
+// TestTLSPeerBatch: sluice.tls_peer returns the status and every field of
+// tls_peer_get in one buffer, the same values field by field, and nothing
+// but the status without a certificate.
+func TestTLSPeerBatch(t *testing.T) {
+	fx := newFixture(t)
+	u1, _ := url.Parse("https://web.test/x")
+	u2, _ := url.Parse("spiffe://shop.test/web")
+	c := &x509.Certificate{Raw: []byte("der"), Subject: pkix.Name{CommonName: "web", Organization: []string{"Shop"}},
+		Issuer: pkix.Name{CommonName: "ca"}, DNSNames: []string{"a.test", "b.test"}, URIs: []*url.URL{u1, u2}}
+	for _, tc := range []struct {
+		name   string
+		tls    *tls.ConnectionState
+		status uint64
+	}{
+		{"none", nil, peerNone},
+		{"unverified", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}}, peerUnverified},
+		{"verified", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}, peerVerified},
+		{"verified again (cached)", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}, VerifiedChains: [][]*x509.Certificate{{c}}}, peerVerified},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.TLS = tc.tls
+			fx.begin(r)
+			defer fx.in.end()
+			if n := uint32(fx.call(tlsPeer, 0, 0)); tc.tls != nil && n == 0 {
+				t.Fatal("length 0 with a certificate")
+			}
+			res := fx.call(tlsPeer, 1024, 60000)
+			if res>>32 != tc.status {
+				t.Fatalf("status %d, want %d", res>>32, tc.status)
+			}
+			b, _ := fx.in.mem.Read(1024, uint32(res))
+			var got [][]string
+			for len(b) >= 4 {
+				count := binary.LittleEndian.Uint32(b)
+				b = b[4:]
+				var vs []string
+				for range count {
+					i := bytes.IndexByte(b, 0)
+					vs, b = append(vs, string(b[:i])), b[i+1:]
+				}
+				got = append(got, vs)
+			}
+			if tc.tls == nil {
+				if len(got) != 0 || len(b) != 0 {
+					t.Fatalf("fields %q without a certificate", got)
+				}
+				return
+			}
+			if len(got) != peerSHA256+1 || len(b) != 0 {
+				t.Fatalf("fields %q (rest %q)", got, b)
+			}
+			for f := range uint64(peerSHA256 + 1) {
+				if want := fx.list(tlsPeerGet, f); !slices.Equal(got[f], want) {
+					t.Errorf("field %d: %q, tls_peer_get says %q", f, got[f], want)
+				}
+			}
+		})
+	}
+}
+
+// TestRoute: sluice.route returns the WithRoute value of the request's
+// context, "" without one.
+func TestRoute(t *testing.T) {
+	fx := newFixture(t)
+	for _, route := range []string{"default/web shop.test /cart", ""} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if route != "" {
+			r = r.WithContext(WithRoute(r.Context(), route))
+		}
+		fx.begin(r)
+		if n := fx.call(routeFn, 1024, 4); route != "" && n != uint64(len(route)) {
+			t.Fatalf("length %d with a short buffer, want %d", n, len(route))
+		}
+		n := uint32(fx.call(routeFn, 1024, 1000))
+		b, _ := fx.in.mem.Read(1024, n)
+		if string(b) != route {
+			t.Errorf("route %q, want %q", b, route)
+		}
+		fx.in.end()
+	}
+	mustTrap(t, "sluice.route: no request in flight", func() { fx.call(routeFn, 0, 0) })
 }

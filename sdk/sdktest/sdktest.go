@@ -28,6 +28,9 @@ type Options struct {
 	Now func() time.Time
 	// StoreDown makes RateTake and CounterAdd fail (sdk.ErrUnavailable).
 	StoreDown bool
+	// Route is what sdk.Route returns: the identity of the route the
+	// request is served for, as the gateway writes it.
+	Route string
 }
 
 // Result is what the client and the upstream saw for one request.

@@ -305,3 +305,15 @@ func TestHammer(t *testing.T) {
 		t.Errorf("counter %d, want %d", n, 8*200)
 	}
 }
+
+func TestRoute(t *testing.T) {
+	var got string
+	f := funcFilter{req: func(sdk.Request, sdk.Response) bool { got = sdk.Route(); return true }}
+	for _, route := range []string{"default/web shop.test /cart", ""} {
+		got = "unset"
+		sdktest.New(f, sdktest.Options{Route: route}).Do(httptest.NewRequest("GET", "/", nil))
+		if got != route {
+			t.Fatalf("sdk.Route() = %q, want %q", got, route)
+		}
+	}
+}

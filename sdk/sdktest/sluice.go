@@ -65,6 +65,27 @@ func (ex *exchange) TLSPeerGet(field uint32, buf []byte) uint64 {
 	return putList(buf, vs)
 }
 
+// TLSPeer is TLSPeerGet of every field, in the encoding of sluice.tls_peer:
+// per field a u32 little-endian count and the NUL-terminated strings.
+func (ex *exchange) TLSPeer(buf []byte) uint64 {
+	status := ex.TLSPeerStatus()
+	if status == 0 {
+		return 0
+	}
+	var b []byte
+	for f := uint32(abi.PeerSubject); f <= abi.PeerSHA256; f++ {
+		r := ex.TLSPeerGet(f, nil)
+		list := make([]byte, uint32(r))
+		ex.TLSPeerGet(f, list)
+		b = binary.LittleEndian.AppendUint32(b, uint32(r>>32))
+		b = append(b, list...)
+	}
+	return uint64(status)<<32 | uint64(put(buf, string(b)))
+}
+
+// Route returns Options.Route.
+func (ex *exchange) Route(buf []byte) uint32 { return put(buf, ex.h.opts.Route) }
+
 // bucket is a token bucket, as the real host's memory store keeps them.
 type bucket struct {
 	tokens float64

@@ -51,6 +51,8 @@ type Backend interface {
 
 	TLSPeerStatus() uint32
 	TLSPeerGet(field uint32, buf []byte) uint64
+	TLSPeer(buf []byte) uint64
+	Route(buf []byte) uint32
 	RateTake(key string, rate, periodMS, burst uint32, out *[8]byte) int32
 	CounterAdd(key string, delta int64, out *[8]byte) int32
 	MetricAdd(name string, delta int64)

@@ -58,6 +58,8 @@ func GetStatusCode() uint32                          { return host().GetStatusCo
 func SetStatusCode(code uint32)                      { host().SetStatusCode(code) }
 func TLSPeerStatus() uint32                          { return host().TLSPeerStatus() }
 func TLSPeerGet(field uint32, buf []byte) uint64     { return host().TLSPeerGet(field, buf) }
+func TLSPeer(buf []byte) uint64                      { return host().TLSPeer(buf) }
+func Route(buf []byte) uint32                        { return host().Route(buf) }
 func RateTake(key string, rate, periodMS, burst uint32, out *[8]byte) int32 {
 	return host().RateTake(key, rate, periodMS, burst, out)
 }

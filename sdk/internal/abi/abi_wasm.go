@@ -71,6 +71,12 @@ func tlsPeerStatus() uint32
 //go:wasmimport sluice tls_peer_get
 func tlsPeerGet(field uint32, buf unsafe.Pointer, limit uint32) uint64
 
+//go:wasmimport sluice tls_peer
+func tlsPeer(buf unsafe.Pointer, limit uint32) uint64
+
+//go:wasmimport sluice route
+func route(buf unsafe.Pointer, limit uint32) uint32
+
 //go:wasmimport sluice rate_take
 func rateTake(key unsafe.Pointer, keyLen, rate, periodMS, burst uint32, out unsafe.Pointer) int32
 
@@ -113,6 +119,8 @@ func GetStatusCode() uint32                      { return getStatusCode() }
 func SetStatusCode(code uint32)                  { setStatusCode(code) }
 func TLSPeerStatus() uint32                      { return tlsPeerStatus() }
 func TLSPeerGet(field uint32, buf []byte) uint64 { return tlsPeerGet(field, ptr(buf), ln(buf)) }
+func TLSPeer(buf []byte) uint64                  { return tlsPeer(ptr(buf), ln(buf)) }
+func Route(buf []byte) uint32                    { return route(ptr(buf), ln(buf)) }
 func RateTake(key string, rate, periodMS, burst uint32, out *[8]byte) int32 {
 	return rateTake(sptr(key), ln(key), rate, periodMS, burst, unsafe.Pointer(out))
 }
