@@ -51,6 +51,8 @@ func (f *filter) variable(name string) string {
 		return f.req.URI()
 	case "request_id":
 		return f.id
+	case "route":
+		return sdk.Route()
 	}
 	return ""
 }
@@ -140,7 +142,9 @@ func newID() string {
 	if _, err := rand.Read(b[:]); err != nil {
 		return "00000000000000000000000000000000"
 	}
-	return hex.EncodeToString(b[:])
+	var s [32]byte
+	hex.Encode(s[:], b[:])
+	return string(s[:]) // one allocation, not two
 }
 
 func answer(resp sdk.Response, status int, body string) bool {

@@ -112,3 +112,17 @@ func TestBadConfig(t *testing.T) {
 		t.Fatalf("status %d logs %q", res.Status, res.Logs)
 	}
 }
+
+// TestRouteVariable: ${route} is what the host says the route is, in both
+// directions, and empty when it says nothing.
+func TestRouteVariable(t *testing.T) {
+	const config = `{"request":{"set":{"X-Route":"${route}"}},"response":{"set":{"X-Route":"[${route}]"}}}`
+	for _, route := range []string{"default/web shop.test /cart", ""} {
+		h := sdktest.New(&filter{}, sdktest.Options{Config: []byte(config), Route: route})
+		res := h.Do(httptest.NewRequest("GET", "/cart", nil))
+		if res.Status != 200 || res.Upstream.Header.Get("X-Route") != route || res.Header.Get("X-Route") != "["+route+"]" {
+			t.Fatalf("route %q: status %d, upstream X-Route %q, response X-Route %q", route, res.Status,
+				res.Upstream.Header.Get("X-Route"), res.Header.Get("X-Route"))
+		}
+	}
+}

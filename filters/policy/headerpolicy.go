@@ -45,7 +45,7 @@ type ResponseRules struct {
 }
 
 // HeaderValue is a header and its value template, in which ${client_ip},
-// ${host}, ${method}, ${path} and ${request_id} are replaced.
+// ${host}, ${method}, ${path}, ${request_id} and ${route} are replaced.
 type HeaderValue struct {
 	Name  string
 	Value string
@@ -84,7 +84,7 @@ type rawResponseRules struct {
 // DefaultHSTS is the Strict-Transport-Security value of "hsts": true.
 const DefaultHSTS = "max-age=31536000; includeSubDomains"
 
-var variables = []string{"client_ip", "host", "method", "path", "request_id"}
+var variables = []string{"client_ip", "host", "method", "path", "request_id", "route"}
 
 // ParseHeaderPolicy parses and validates a header-policy config (JSON);
 // see filters/header-policy/README.md. Errors name the field.
@@ -249,6 +249,9 @@ func (e errorString) Error() string { return string(e) }
 func Expand(v string, vars func(name string) string) string {
 	if !strings.Contains(v, "${") {
 		return v
+	}
+	if name, ok := strings.CutPrefix(v, "${"); ok && strings.IndexByte(name, '}') == len(name)-1 {
+		return vars(name[:len(name)-1]) // one variable alone: no copy
 	}
 	var b strings.Builder
 	for {

@@ -38,6 +38,9 @@ func TestExpand(t *testing.T) {
 		"a ${host} b ${path}c": "a <host> b <path>c",
 		"${host":               "${host",
 		"$${host}}":            "$<host>}",
+		"${route}":             "<route>",
+		"${host}${path}":       "<host><path>",
+		"${}":                  "<>",
 	} {
 		if got := Expand(in, vars); got != want {
 			t.Errorf("Expand(%q) = %q, want %q", in, got, want)

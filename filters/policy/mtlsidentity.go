@@ -244,6 +244,14 @@ func ParseDN(dn string) map[string][]string {
 // Hash=…;Subject="…";URI=…;DNS=….
 func XFCC(id Identity) string {
 	var b strings.Builder
+	n := len("Hash=;Subject=\"\"") + len(id.SHA256) + len(id.Subject) + 2 // a few escapes fit
+	for _, u := range id.URIs {
+		n += len(";URI=") + len(u) + 2
+	}
+	for _, d := range id.DNSNames {
+		n += len(";DNS=") + len(d) + 2
+	}
+	b.Grow(n) // one allocation
 	b.WriteString("Hash=")
 	b.WriteString(id.SHA256)
 	b.WriteString(`;Subject="`)

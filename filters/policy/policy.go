@@ -41,6 +41,15 @@ func fieldError(field, msg string) error { return errors.New(field + ": " + msg)
 // HostOf returns the address of "IP:port", "[IPv6]:port" or a bare IP,
 // without the port.
 func HostOf(addr string) string {
+	// The common case, "a.b.c.d:port", without allocating: netip accepts
+	// only the canonical dotted form, so the text is already canonical.
+	if i := strings.LastIndexByte(addr, ':'); i > 0 && strings.IndexByte(addr[:i], ':') < 0 {
+		if a, err := netip.ParseAddr(addr[:i]); err == nil && a.Is4() {
+			if _, err := netip.ParseAddrPort(addr); err == nil {
+				return addr[:i]
+			}
+		}
+	}
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
 		return ap.Addr().Unmap().String()
 	}

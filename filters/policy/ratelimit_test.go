@@ -56,6 +56,26 @@ func TestParseRateLimit(t *testing.T) {
 	}
 }
 
+// TestHostOf: the allocation-free IPv4 path and the general one agree.
+func TestHostOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1:5000":        "192.0.2.1",
+		"192.0.2.1":             "192.0.2.1",
+		"192.0.2.01:5000":       "192.0.2.01:5000", // not an address: unchanged
+		"192.0.2.1:http":        "192.0.2.1:http",
+		"[2001:db8::1]:443":     "2001:db8::1",
+		"[::ffff:192.0.2.1]:80": "192.0.2.1",
+		"[2001:db8::1]":         "2001:db8::1",
+	} {
+		if got := HostOf(in); got != want {
+			t.Errorf("HostOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { HostOf("192.0.2.1:5000") }); n != 0 {
+		t.Errorf("HostOf of an IPv4 address allocates %v times", n)
+	}
+}
+
 func TestClientIP(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	for _, tc := range []struct {
