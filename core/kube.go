@@ -1,29 +1,43 @@
 package core
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/kube"
 	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/secretstore"
+	"github.com/sluicegw/sluice/core/internal/status"
+	"github.com/sluicegw/sluice/core/internal/translate"
 )
 
-// newKubeSource makes the cluster-mode source. It reads the kubeconfig (or
-// the in-cluster service account) but contacts no server.
-func newKubeSource(cfg *config.Config, log *slog.Logger) (*kube.Source, error) {
-	client, err := kube.NewClient(kube.ClientOptions{
+// kubeClient makes a client for the cluster-mode API server. It reads the
+// kubeconfig (or the in-cluster service account) but contacts no server.
+func kubeClient(cfg *config.Config) (kubernetes.Interface, error) {
+	return kube.NewClient(kube.ClientOptions{
 		Kubeconfig: cfg.Kubeconfig,
 		InCluster:  cfg.InCluster,
 		QPS:        float32(cfg.Kube.QPS),
 		Burst:      cfg.Kube.Burst,
 		UserAgent:  "sluice",
 	})
+}
+
+// newKubeSource makes the cluster-mode source. It contacts no server.
+func newKubeSource(cfg *config.Config, log *slog.Logger) (*kube.Source, error) {
+	client, err := kubeClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -44,9 +58,127 @@ func newKubeSource(cfg *config.Config, log *slog.Logger) (*kube.Source, error) {
 // kubeSource is the cluster-mode Source. client-go logs through klog, a
 // process-wide logger: Run (not New, which has no side effects) sends it to
 // the gateway's log so cluster mode keeps one log format.
+//
+// With kube.publish_service or kube.publish_address set, it also runs the
+// leader election of the replicas, and the leader writes the status of the
+// Ingresses each snapshot of the source owns.
 func (g *Gateway) kubeSource() Source {
 	klog.SetSlogLogger(g.log.With("component", "client-go"))
-	return g.kube.Run
+	cfg := g.cfg
+	return func(ctx context.Context, onChange func(translate.Input, []model.Warning)) error {
+		u, err := newStatusUpdater(cfg, g.opts.Env, g.log)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			return g.kube.Run(ctx, onChange)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			u.Run(ctx)
+		}()
+		defer func() {
+			cancel()
+			<-done // the Lease is released: another replica leads at once
+		}()
+		classNames := []string{cfg.IngressClass}
+		return g.kube.Run(ctx, func(in translate.Input, w []model.Warning) {
+			u.SetIngresses(status.Owned(in.Ingresses, in.IngressClasses, translate.ControllerName, classNames))
+			onChange(in, w)
+		})
+	}
+}
+
+// replicaIdentity names this replica in Leases: the pod name (POD_NAME,
+// from the downward API), else the host name.
+func replicaIdentity(env []string) string {
+	if v := lookupEnv(env, "POD_NAME"); v != "" {
+		return v
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// serviceAccountNamespace is the pod's namespace as the kubelet mounts it.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// storageNamespace is where the shared storage and the election Lease
+// live: kube.storage_namespace, else the pod's namespace (POD_NAMESPACE,
+// else the service account's namespace file), else "sluice".
+func storageNamespace(cfg *config.Config, env []string) string {
+	if cfg.Kube.StorageNamespace != "" {
+		return cfg.Kube.StorageNamespace
+	}
+	if v := lookupEnv(env, "POD_NAMESPACE"); v != "" {
+		return v
+	}
+	if cfg.InCluster {
+		if b, err := os.ReadFile(serviceAccountNamespace); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return string(bytes.TrimSpace(b))
+		}
+	}
+	return "sluice"
+}
+
+func lookupEnv(env []string, name string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// newStatusUpdater returns the leader-elected status writer, or nil when
+// there is nothing to publish. It contacts no server.
+func newStatusUpdater(cfg *config.Config, env []string, log *slog.Logger) (*status.Updater, error) {
+	k := cfg.Kube
+	if k.PublishService == "" && k.PublishAddress == "" {
+		return nil, nil
+	}
+	client, err := kubeClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return status.New(status.Options{
+		Client:           client,
+		Namespace:        storageNamespace(cfg, env),
+		LeaseName:        k.LeaderElection.LeaseName,
+		Identity:         replicaIdentity(env),
+		LeaseDuration:    k.LeaderElection.LeaseDuration,
+		RenewDeadline:    k.LeaderElection.RenewDeadline,
+		RetryPeriod:      k.LeaderElection.RetryPeriod,
+		PublishService:   k.PublishService,
+		PublishAddresses: k.PublishAddresses(),
+		Logger:           log,
+	})
+}
+
+// clusterStorage returns the certificate storage shared by the replicas
+// (Secrets and Leases in storageNamespace), or nil when the config keeps
+// the file storage (standalone mode, kube.storage: file, or auto outside
+// a pod).
+func clusterStorage(cfg *config.Config, env []string, log *slog.Logger) (certmagic.Storage, error) {
+	if !cfg.SecretStorage() {
+		return nil, nil
+	}
+	client, err := kubeClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := secretstore.New(secretstore.Options{
+		Client:    client,
+		Namespace: storageNamespace(cfg, env),
+		Label:     cfg.Kube.StorageLabel,
+		Identity:  replicaIdentity(env),
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config key kube.storage: %w", err)
+	}
+	return s, nil
 }
 
 // Degraded returns "" when every route source works, else why one does

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -82,6 +83,10 @@ func (g *Gateway) initTLS(cfg *config.Config) error {
 		return err
 	}
 	opts.Logger = g.log
+	// Cluster mode: the replicas share certificates and locks (kube.go).
+	if opts.Storage, err = clusterStorage(cfg, g.opts.Env, g.log); err != nil {
+		return err
+	}
 	m, err := tlsmgr.New(opts)
 	if err != nil {
 		return err
@@ -388,13 +393,21 @@ func ExportCARoot(ctx context.Context, w io.Writer, opts Options) error {
 	if cfg.TLS.Issuer != tlsmgr.IssuerLocal {
 		return fmt.Errorf("config key tls.issuer is %q: there is no local CA to export", cfg.TLS.Issuer)
 	}
-	path := cfg.TLS.Storage
-	if path == "" {
-		path = tlsmgr.DefaultStoragePath()
-	}
-	root, err := tlsmgr.NewLocalCA(&certmagic.FileStorage{Path: path}).RootPEM(ctx)
+	storage, err := clusterStorage(cfg, opts.Env, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return fmt.Errorf("tls.storage %s: %w", path, err)
+		return err
+	}
+	where := fmt.Sprint(storage)
+	if storage == nil { // standalone mode, or kube.storage: file
+		path := cfg.TLS.Storage
+		if path == "" {
+			path = tlsmgr.DefaultStoragePath()
+		}
+		storage, where = &certmagic.FileStorage{Path: path}, "tls.storage "+path
+	}
+	root, err := tlsmgr.NewLocalCA(storage).RootPEM(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	_, err = w.Write(root)
 	return err

@@ -25,6 +25,7 @@ const usage = `sluice — a Kubernetes ingress gateway
 Usage:
   sluice run   [--config FILE] [--manifests DIR] [--kubeconfig FILE | --in-cluster]
                [--http-addr :8080] [--https-addr :8443] [--admin-addr 127.0.0.1:9901]
+               [--publish-service NS/NAME | --publish-address IP,HOST...]
   sluice check [--config FILE] [--manifests DIR]
   sluice ca export [--config FILE]
   sluice filter new NAME [DIR]   (scaffold a Go filter; see sdk/README.md)
@@ -79,6 +80,9 @@ func serveOrCheck(cmd string, args []string, stdout, stderr io.Writer) int {
 		fs.String("http-addr", "", "HTTP listen address (default :8080)")
 		fs.String("https-addr", "", "HTTPS listen address (default :8443)")
 		fs.String("admin-addr", "", "admin listen address (default 127.0.0.1:9901)")
+		// Cluster mode: the status the elected replica writes on Ingresses.
+		kubeAlias(fs, "publish-service", "kube.publish-service", "write status.loadBalancer of our Ingresses from this Service's (NAMESPACE/NAME)")
+		kubeAlias(fs, "publish-address", "kube.publish-address", "write these IPs / host names (comma-separated) as status.loadBalancer of our Ingresses")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -91,6 +95,7 @@ func serveOrCheck(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q\n", cmd, fs.Arg(0))
 		return 2
 	}
+	copyAliases(fs)
 	opts := core.Options{ConfigFile: *configFile, Env: os.Environ(), Flags: fs, LogOutput: stderr}
 
 	if cmd == "check" {
@@ -117,6 +122,24 @@ func serveOrCheck(cmd string, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// kubeAlias defines --short for the config key that the hidden flag
+// --long (its name with "-" read as "_") sets; copyAliases copies it over
+// after parsing.
+func kubeAlias(fs *pflag.FlagSet, short, long, usage string) {
+	fs.String(short, "", usage)
+	fs.String(long, "", usage)
+	fs.MarkHidden(long)
+	fs.SetAnnotation(short, "alias-of", []string{long})
+}
+
+func copyAliases(fs *pflag.FlagSet) {
+	fs.Visit(func(f *pflag.Flag) {
+		if long := f.Annotations["alias-of"]; len(long) == 1 {
+			fs.Set(long[0], f.Value.String())
+		}
+	})
 }
 
 func versionString() string {

@@ -32,7 +32,8 @@ type Kube struct {
 	// election, and the status the leader writes on our Ingresses.
 
 	// Storage is "secrets" (certificates in Secrets of StorageNamespace,
-	// shared by replicas) or "file" (tls.storage, per replica).
+	// shared by replicas), "file" (tls.storage, per replica) or "auto"
+	// (secrets when in_cluster, else file).
 	Storage string `koanf:"storage"`
 	// StorageNamespace holds the storage's Secrets and Leases and the
 	// leader election Lease. Empty means the pod's namespace (POD_NAMESPACE),
@@ -58,7 +59,7 @@ const (
 
 func defaultKube() Kube {
 	return Kube{Secrets: KubeSecretsAll, HoldOff: 100 * time.Millisecond, Events: true, QPS: 20, Burst: 40,
-		Storage: KubeStorageSecrets, StorageLabel: "sluice.io/storage=certmagic", LeaderElection: defaultKubeLeaderElection()}
+		Storage: KubeStorageAuto, StorageLabel: "sluice.io/storage=certmagic", LeaderElection: defaultKubeLeaderElection()}
 }
 
 // ClusterMode reports whether routes come from an API server.

@@ -11,6 +11,10 @@ import (
 
 // Values of Kube.Storage.
 const (
+	// KubeStorageAuto is KubeStorageSecrets in a pod (in_cluster), else
+	// KubeStorageFile: a gateway run from a kubeconfig (a workstation, a
+	// test) writes no Secrets into the cluster unless told to.
+	KubeStorageAuto = "auto"
 	// KubeStorageSecrets keeps certificates, ACME accounts and locks in
 	// Secrets and Leases of Kube.StorageNamespace, shared by every replica.
 	KubeStorageSecrets = "secrets"
@@ -38,6 +42,18 @@ func defaultKubeLeaderElection() KubeLeaderElection {
 	return KubeLeaderElection{LeaseName: "sluice-leader", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
 }
 
+// SecretStorage reports whether certificates are kept in Secrets (the
+// effective value of kube.storage).
+func (c *Config) SecretStorage() bool {
+	switch c.Kube.Storage {
+	case KubeStorageSecrets:
+		return c.ClusterMode()
+	case KubeStorageAuto:
+		return c.InCluster
+	}
+	return false
+}
+
 // PublishAddresses returns kube.publish_address as a list (it is one
 // comma-separated string so that Kube stays comparable).
 func (k Kube) PublishAddresses() []string {
@@ -59,9 +75,9 @@ func (c *Config) validateKubeReplicas() []error {
 	}
 	k := c.Kube
 	switch k.Storage {
-	case KubeStorageSecrets, KubeStorageFile:
+	case KubeStorageAuto, KubeStorageSecrets, KubeStorageFile:
 	default:
-		bad("kube.storage", "%q is not one of %s, %s", k.Storage, KubeStorageSecrets, KubeStorageFile)
+		bad("kube.storage", "%q is not one of %s, %s, %s", k.Storage, KubeStorageAuto, KubeStorageSecrets, KubeStorageFile)
 	}
 	if k.StorageNamespace != "" && !dnsLabel.MatchString(k.StorageNamespace) {
 		bad("kube.storage_namespace", "%q is not a namespace name (lowercase RFC 1123 label)", k.StorageNamespace)

@@ -34,12 +34,33 @@ kube:
 	}
 }
 
+func TestSecretStorage(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{
+		{"in_cluster: true\n", true},
+		{"kubeconfig: /k\n", false},
+		{"kubeconfig: /k\nkube: {storage: secrets}\n", true},
+		{"in_cluster: true\nkube: {storage: file}\n", false},
+		{"manifests: /m\nkube: {storage: secrets}\n", false},
+	} {
+		cfg, err := Load(Sources{File: writeFile(t, "c.yaml", tc.yaml)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.SecretStorage(); got != tc.want {
+			t.Errorf("%q: SecretStorage() = %v, want %v", tc.yaml, got, tc.want)
+		}
+	}
+}
+
 func TestKubeReplicasInvalid(t *testing.T) {
 	for name, tc := range map[string]struct {
 		yaml string
 		want string
 	}{
-		"storage":              {"kube: {storage: s3}\n", `config key kube.storage: "s3" is not one of secrets, file`},
+		"storage":              {"kube: {storage: s3}\n", `config key kube.storage: "s3" is not one of auto, secrets, file`},
 		"storage_namespace":    {"kube: {storage_namespace: Edge}\n", `config key kube.storage_namespace: "Edge" is not a namespace name`},
 		"storage_label no =":   {"kube: {storage_label: sluice}\n", `config key kube.storage_label: "sluice" is not key=value`},
 		"storage_label bad":    {"kube: {storage_label: 'a b=c'}\n", `config key kube.storage_label: "a b=c": name part must consist of`},

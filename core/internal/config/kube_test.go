@@ -12,7 +12,7 @@ func TestKubeDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Kube{Secrets: KubeSecretsAll, HoldOff: 100 * time.Millisecond, Events: true, QPS: 20, Burst: 40,
-		Storage: KubeStorageSecrets, StorageLabel: "sluice.io/storage=certmagic",
+		Storage: KubeStorageAuto, StorageLabel: "sluice.io/storage=certmagic",
 		LeaderElection: KubeLeaderElection{LeaseName: "sluice-leader", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}}
 	if cfg.Kube != want {
 		t.Fatalf("kube defaults: got %+v, want %+v", cfg.Kube, want)
