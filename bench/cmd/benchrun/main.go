@@ -43,6 +43,7 @@ type options struct {
 	hosts      int
 	reloadFor  time.Duration
 	rateLimit  int
+	notes      []string
 }
 
 func main() {
@@ -54,7 +55,7 @@ func main() {
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
 	flag.StringVar(&o.targets, "targets", "", "comma-separated targets (default: all; see -list)")
 	flag.StringVar(&o.protos, "protos", "http,https", "http, https or both")
-	flag.StringVar(&o.extras, "extras", "mtls,idle,hosts,reload,ratelimit", "extra scenarios to run, comma-separated, or none")
+	flag.StringVar(&o.extras, "extras", "mtls,idle,hosts,reload,ratelimit,profile", "extra scenarios to run, comma-separated, or none (profile: perf record of each Sluice target)")
 	flag.StringVar(&o.out, "out", "", "write results.json, wrk.txt and BENCHMARKS.md into this folder (empty: none)")
 	flag.StringVar(&o.md, "md", "", "also write the rendered markdown to this file")
 	flag.StringVar(&o.bin, "bin", "", "folder with prebuilt sluice, upstream, benchplugin (default: go build them)")
@@ -64,6 +65,10 @@ func main() {
 	flag.IntVar(&o.hosts, "hosts", 10000, "Ingress hosts of the route-table scenario")
 	flag.DurationVar(&o.reloadFor, "reload-for", 10*time.Second, "duration of the reload-under-load scenario")
 	flag.IntVar(&o.rateLimit, "rate-limit", 200, "requests per second of the rate-limit scenario")
+	flag.Func("note", "a sentence added to the report (repeatable), e.g. which commit the binaries were built from", func(s string) error {
+		o.notes = append(o.notes, s)
+		return nil
+	})
 	list := flag.Bool("list", false, "list the targets and exit")
 	flag.Parse()
 	if *list {
@@ -92,6 +97,7 @@ type report struct {
 	Hosts    *hostsResult
 	Reload   *reloadResult
 	Limit    *limitResult
+	Profiles []profile
 	Notes    []string
 	Finished time.Time
 }
@@ -143,7 +149,7 @@ func benchmark(ctx context.Context, o options) error {
 		return err
 	}
 
-	rep := &report{Started: time.Now().UTC(), Command: "benchrun " + strings.Join(os.Args[1:], " "), Options: map[string]string{}}
+	rep := &report{Started: time.Now().UTC(), Command: "benchrun " + strings.Join(os.Args[1:], " "), Options: map[string]string{}, Notes: o.notes}
 	flag.VisitAll(func(f *flag.Flag) { rep.Options[f.Name] = f.Value.String() })
 	rep.Machine = describeMachine(l)
 	var wrkLog strings.Builder
@@ -221,6 +227,13 @@ func benchmark(ctx context.Context, o options) error {
 			return fmt.Errorf("rate-limit scenario: %w", err)
 		}
 	}
+	if extras["profile"] {
+		// A missing perf is not fatal: the rest of the report stands.
+		if rep.Profiles, err = profileScenario(ctx, l, o, ts, logf); err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("No CPU profile: %v.", err))
+			logf("no profile: %v", err)
+		}
+	}
 	rep.Finished = time.Now().UTC()
 	md := render(rep)
 	if o.out != "" {
@@ -231,7 +244,8 @@ func benchmark(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		for name, b := range map[string][]byte{"results.json": js, "wrk.txt": []byte(wrkLog.String()), "BENCHMARKS.md": []byte(md)} {
+		files := map[string][]byte{"results.json": js, "wrk.txt": []byte(wrkLog.String()), "BENCHMARKS.md": []byte(md)}
+		for name, b := range files {
 			if err := os.WriteFile(filepath.Join(o.out, name), b, 0o644); err != nil {
 				return err
 			}

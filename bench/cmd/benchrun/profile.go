@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// profile is a CPU profile of one Sluice target under wrk, taken with
+// perf record (software clock: no hardware counters needed).
+type profile struct {
+	Target string
+	RPS    float64
+	// Samples is how many 499 Hz samples perf took over the run: 499 ×
+	// seconds means one whole core.
+	Samples int
+	Seconds float64
+	DSO     string // perf report --sort dso
+	Top     string // perf report --children --sort symbol, user-space symbols
+}
+
+// profileScenario records a CPU profile of each Sluice target over HTTP.
+// It needs perf (Debian: linux-perf) and its software cpu-clock event.
+func profileScenario(ctx context.Context, l *lab, o options, ts []target, logf func(string, ...any)) ([]profile, error) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return nil, fmt.Errorf("perf is not installed (Debian: linux-perf)")
+	}
+	var out []profile
+	for _, t := range ts {
+		if !strings.HasPrefix(t.Name, "sluice") {
+			continue
+		}
+		name := "profile-" + strings.NewReplacer(" ", "", "+", "_").Replace(t.Name)
+		p, ep, err := t.start(l, name)
+		if err != nil {
+			return nil, err
+		}
+		pr, err := func() (profile, error) {
+			defer p.stop()
+			if err := l.waitServing(p, ep.HTTP+"/", t.Host, 3*time.Minute); err != nil {
+				return profile{}, err
+			}
+			data := filepath.Join(l.dir, name+".perf")
+			secs := max(2, int(o.duration/time.Second))
+			// wrk runs one second longer than perf on both sides.
+			w := wrkRun{URL: ep.HTTP + "/", Host: t.Host, Threads: o.threads, Conns: o.conns, Duration: time.Duration(secs+2) * time.Second}
+			type wres struct {
+				r   wrkResult
+				err error
+			}
+			wc := make(chan wres, 1)
+			go func() { r, _, err := w.run(ctx, l.script); wc <- wres{r, err} }()
+			time.Sleep(time.Second)
+			rec := exec.CommandContext(ctx, "perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-o", data,
+				"-p", strconv.Itoa(p.pid()), "--", "sleep", strconv.Itoa(secs))
+			if b, err := rec.CombinedOutput(); err != nil {
+				return profile{}, fmt.Errorf("perf record: %w\n%s", err, b)
+			}
+			wr := <-wc
+			if wr.err != nil {
+				return profile{}, wr.err
+			}
+			pr := profile{Target: t.Name, RPS: wr.r.RPS, Seconds: float64(secs)}
+			dso, err := perfReport(data, "--no-children", "--sort", "dso")
+			if err != nil {
+				return profile{}, err
+			}
+			pr.DSO = strings.Join(firstLines(dso, 6, nil), "\n")
+			top, err := perfReport(data, "--children", "--sort", "symbol")
+			if err != nil {
+				return profile{}, err
+			}
+			pr.Top = strings.Join(firstLines(top, 45, func(s string) bool { return strings.Contains(s, "[.]") }), "\n")
+			for _, line := range strings.Split(dso, "\n") {
+				if strings.HasPrefix(line, "# Samples:") {
+					f := strings.Fields(line)
+					if len(f) >= 3 {
+						pr.Samples, _ = strconv.Atoi(f[2])
+					}
+				}
+			}
+			return pr, nil
+		}()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
+		logf("profile %s: %d samples in %.0fs, %.0f req/s", pr.Target, pr.Samples, pr.Seconds, pr.RPS)
+		out = append(out, pr)
+	}
+	return out, nil
+}
+
+func perfReport(data string, args ...string) (string, error) {
+	cmd := exec.Command("perf", append([]string{"report", "-i", data, "--stdio"}, args...)...)
+	cmd.Stderr = nil
+	b, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("perf report %s: %w", strings.Join(args, " "), err)
+	}
+	return string(b), nil
+}
+
+// firstLines returns up to n lines of a perf report that start with a
+// percentage and pass keep (nil: all), with trailing blanks trimmed.
+func firstLines(report string, n int, keep func(string) bool) []string {
+	var out []string
+	for _, line := range strings.Split(report, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || t[0] < '0' || t[0] > '9' || (keep != nil && !keep(line)) {
+			continue
+		}
+		out = append(out, strings.TrimRight(strings.TrimSuffix(strings.TrimRight(line, " "), "-      -"), " "))
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
