@@ -24,6 +24,8 @@ type references struct {
 var secretAnnotations = []string{
 	"nginx.ingress.kubernetes.io/auth-tls-secret",
 	"sluice.io/client-ca-secret",
+	"nginx.ingress.kubernetes.io/proxy-ssl-secret", // translate/annotations_backend_tls.go
+	"sluice.io/backend-tls-secret",
 }
 
 // index builds the references of ings. It is pure.

@@ -34,4 +34,32 @@ type Traffic struct {
 	// MaxConnsPerClient limits the requests in flight per client address
 	// on this route (503 above it); 0 is no limit.
 	MaxConnsPerClient int `json:"maxConnsPerClient,omitempty"`
+	// UpstreamTLS configures TLS to the backend (protocols https and
+	// grpcs); nil means no verification, no SNI, no client certificate.
+	UpstreamTLS *UpstreamTLS `json:"upstreamTLS,omitempty"`
+}
+
+// UpstreamTLS is how the gateway checks a TLS backend and presents itself
+// to it.
+type UpstreamTLS struct {
+	// Verify checks the backend's certificate chain against CA (the
+	// system roots when CA is nil) and its name against ServerName.
+	Verify bool      `json:"verify,omitempty"`
+	CA     *CABundle `json:"ca,omitempty"`
+	// ServerName is sent as SNI and, with Verify, must be in the
+	// certificate; "" sends no SNI.
+	ServerName string `json:"serverName,omitempty"`
+	// ClientCert, when set, is presented to the backend.
+	ClientCert *KeyPair `json:"clientCert,omitempty"`
+	// Key is the same for equal settings and differs otherwise: the proxy
+	// keeps one transport (and connection pool) per Key.
+	Key string `json:"-"`
+}
+
+// KeyPair is a certificate and its private key from a Secret's tls.crt
+// and tls.key.
+type KeyPair struct {
+	Source  ObjectRef `json:"source"`
+	CertPEM []byte    `json:"-"`
+	KeyPEM  []byte    `json:"-"`
 }

@@ -62,7 +62,7 @@ type Handler struct {
 	fields []accessField
 
 	// up and inflight: the routes' traffic policy (traffic.go).
-	up       upstreamTransports
+	up       *upstreamTransports
 	inflight inflight
 }
 

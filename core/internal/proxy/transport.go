@@ -17,7 +17,10 @@ var _ http.RoundTripper = (*transport)(nil)
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := req.Context().Value(stateKey{}).(*reqState)
-	rt := (*Handler)(t).pick(st, req) // transport_tls.go
+	rt, err := (*Handler)(t).pick(st, req) // transport_tls.go
+	if err != nil {
+		return nil, err
+	}
 
 	var timer *time.Timer
 	if d := st.responseTimeout(); d > 0 && st.cancel != nil {

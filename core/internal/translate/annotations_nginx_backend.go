@@ -49,7 +49,8 @@ var backendAnnotations = func() map[string]bool {
 		nginxBurstMultiplier: true, nginxLimitWhitelist: true, nginxLimitAllowlist: true,
 		AnnotationForwardClientCert: true, nginxPassCert: true,
 	}
-	for _, t := range []twins{protocolTwins, bodySizeTwins, connectTwins, readTwins, sendTwins, allowTwins, denyTwins, connsTwins} {
+	for _, t := range []twins{protocolTwins, bodySizeTwins, connectTwins, readTwins, sendTwins, allowTwins, denyTwins, connsTwins,
+		tlsVerifyTwins, tlsSecretTwins, tlsNameTwins} {
 		out[t.key] = true
 		for _, k := range t.nginx {
 			out[k] = true
@@ -170,6 +171,7 @@ func (b *builder) addTraffic(ing *networkingv1.Ingress, src model.ObjectRef) {
 	} else if ok {
 		tr.DenySources = p
 	}
+	tr.UpstreamTLS = b.upstreamTLS(ing, src, tr.Protocol, deny) // annotations_backend_tls.go
 	if !reflect.DeepEqual(tr, model.Traffic{}) {
 		b.traffic = &tr
 	}
