@@ -29,17 +29,18 @@ check:
 	$(GO) mod tidy -diff
 	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
-# Rebuild the built-in filters (filters/NAME, Go + SDK) into
-# filters/wasm/NAME.wasm, which the gateway binary embeds. The modules are
+# Vet and test the built-in filters (filters/NAME, Go + SDK) and rebuild
+# their one module (filters/builtins) into filters/wasm/builtins.wasm, which
+# the gateway binary embeds. The modules are
 # committed, so a plain `go build` needs no wasm toolchain step;
 # filters.TestModulesUpToDate fails when one is stale.
 FILTERS := $(patsubst filters/%/go.mod,%,$(wildcard filters/*/go.mod))
 filters:
 	@for f in $(FILTERS); do \
 		echo "filters: $$f"; \
-		(cd filters/$$f && GOOS=wasip1 GOARCH=wasm GOWORK=off $(GO) build -buildmode=c-shared -trimpath -o ../wasm/$$f.wasm .) || exit 1; \
 		(cd filters/$$f && GOWORK=off $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test ./...) || exit 1; \
 	done
+	cd filters/builtins && GOOS=wasip1 GOARCH=wasm GOWORK=off $(GO) build -buildmode=c-shared -trimpath -o ../wasm/builtins.wasm .
 
 # The built-ins' own modules, natively (vet for both targets, tests), without
 # rebuilding the committed .wasm: fast and offline.

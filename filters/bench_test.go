@@ -52,7 +52,7 @@ func benchFilters(b testing.TB, upstream http.Handler, configs ...struct{ name, 
 		if err := Validate(c.name, []byte(c.config)); err != nil {
 			b.Fatal(err)
 		}
-		f, err := h.NewFilter(ctx, wasm.FilterSpec{Name: c.name, Module: wasm.Source{Bytes: mod}, Config: []byte(c.config),
+		f, err := h.NewFilter(ctx, wasm.FilterSpec{Name: c.name, Module: wasm.Source{Bytes: mod}, Config: []byte(c.config), Env: Env(c.name),
 			Pool: wasm.PoolConfig{Min: runtime.GOMAXPROCS(0), Max: runtime.GOMAXPROCS(0)}})
 		if err != nil {
 			b.Fatal(err)

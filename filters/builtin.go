@@ -1,9 +1,10 @@
 // Package filters carries Sluice's built-in filters: their compiled wasm
-// modules, embedded in the gateway binary, and the validation of their
-// configs. The sources are Go programs written with the SDK, one module
-// per filter under filters/NAME; `make filters` rebuilds the modules into
-// filters/wasm/NAME.wasm, and TestModulesUpToDate fails when a committed
-// module is stale.
+// module, embedded in the gateway binary, and the validation of their
+// configs. The sources are Go packages written with the SDK, one per
+// filter under filters/NAME, and one program, filters/builtins, that
+// carries all three in a single module and runs the one its environment
+// names (Env); `make filters` rebuilds it into filters/wasm/builtins.wasm,
+// and TestModulesUpToDate fails when the committed module is stale.
 package filters
 
 import (
@@ -15,22 +16,20 @@ import (
 	"github.com/sluicegw/sluice/filters/policy"
 )
 
-// modules are the compiled built-ins, by name. A []byte embed is the
-// binary's own data, not a copy.
+// modules are the compiled built-ins, by name: one module for all (see
+// filters/builtins). A []byte embed is the binary's own data, not a copy.
 var modules = map[string][]byte{
-	"header-policy": headerPolicyWasm,
-	"mtls-identity": mtlsIdentityWasm,
-	"ratelimit":     ratelimitWasm,
+	"header-policy": builtinsWasm,
+	"mtls-identity": builtinsWasm,
+	"ratelimit":     builtinsWasm,
 }
 
-//go:embed wasm/mtls-identity.wasm
-var mtlsIdentityWasm []byte
+//go:embed wasm/builtins.wasm
+var builtinsWasm []byte
 
-//go:embed wasm/header-policy.wasm
-var headerPolicyWasm []byte
-
-//go:embed wasm/ratelimit.wasm
-var ratelimitWasm []byte
+// EnvVar is the guest environment variable that selects the built-in an
+// instance of the shared module runs.
+const EnvVar = "SLUICE_BUILTIN"
 
 // validators parse a built-in's config: the same code the filter runs.
 var validators = map[string]func([]byte) error{
@@ -54,6 +53,15 @@ func Names() []string {
 func Module(name string) ([]byte, bool) {
 	b, ok := modules[name]
 	return b, ok
+}
+
+// Env returns the guest environment the instances of the built-in filter
+// name need (wasm.FilterSpec.Env), and nil when there is no such built-in.
+func Env(name string) map[string]string {
+	if _, ok := modules[name]; !ok {
+		return nil
+	}
+	return map[string]string{EnvVar: name}
 }
 
 // Validate checks config (JSON) for the built-in filter name, as the

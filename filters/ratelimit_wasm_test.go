@@ -3,6 +3,7 @@ package filters
 import (
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,8 +15,9 @@ import (
 // host: many concurrent requests over several instances take from one
 // bucket, so exactly burst of them pass.
 func TestRateLimitWasm(t *testing.T) {
-	h := filtertest.Load(t, filepath.Join("wasm", "ratelimit.wasm"), filtertest.Options{
+	h := filtertest.Load(t, filepath.Join("wasm", "builtins.wasm"), filtertest.Options{
 		Name:   "ratelimit",
+		Host:   wasm.Config{GuestEnv: map[string]string{"GOGC": "25", EnvVar: "ratelimit"}},
 		Config: []byte(`{"rate":1,"period":"1h","burst":10,"key":"route"}`),
 		Pool:   wasm.PoolConfig{Min: 2, Max: 4},
 	})
@@ -45,5 +47,21 @@ func TestRateLimitWasm(t *testing.T) {
 	}
 	if got := h.Metric("limited_total"); got != 30 {
 		t.Errorf("limited_total = %d, want 30", got)
+	}
+}
+
+// TestBuiltinsWithoutName: an instance of the built-ins' module whose
+// environment names no built-in answers 500 and logs why, instead of
+// running some filter.
+func TestBuiltinsWithoutName(t *testing.T) {
+	for _, env := range []map[string]string{{"GOGC": "25"}, {"GOGC": "25", EnvVar: "nope"}} {
+		h := filtertest.Load(t, filepath.Join("wasm", "builtins.wasm"), filtertest.Options{
+			Name: "x",
+			Host: wasm.Config{GuestEnv: env},
+		})
+		res := h.Do(httptest.NewRequest("GET", "/", nil))
+		if res.Status != 500 || res.Upstream != nil || !strings.Contains(strings.Join(h.Logs(), "\n"), "names no built-in filter") {
+			t.Errorf("env %v: status %d, upstream reached %v, logs %q", env, res.Status, res.Upstream != nil, h.Logs())
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +73,10 @@ type FilterSpec struct {
 	// RecycleAfter closes an instance after it served this many requests
 	// (0: never). Bounds guest heap growth, e.g. of Go guests.
 	RecycleAfter int
+	// Env is added to the host's guest environment (Config.GuestEnv) for
+	// this filter's instances; its keys win. The built-in filters share
+	// one module and read which of them to be from it.
+	Env map[string]string
 }
 
 // PoolStats are the instance pool's counters: Size, InUse, Idle, Waiting,
@@ -131,6 +136,11 @@ func (h *Host) NewFilter(ctx context.Context, spec FilterSpec) (*Filter, error) 
 	if spec.Pool.Min < 0 || spec.Pool.Min > spec.Pool.Max {
 		return nil, fmt.Errorf("filter %s: pool min %d not in [0, max %d]", spec.Name, spec.Pool.Min, spec.Pool.Max)
 	}
+	for k, v := range spec.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return nil, fmt.Errorf("filter %s: env %q=%q: want a name without '=' or NUL and a value without NUL", spec.Name, k, v)
+		}
+	}
 	m, err := h.acquire(ctx, spec.Name, spec.Module)
 	if err != nil {
 		return nil, err
@@ -146,7 +156,7 @@ func (h *Host) NewFilter(ctx context.Context, spec FilterSpec) (*Filter, error) 
 		recycle: spec.RecycleAfter,
 		logger:  h.logger.With("filter", spec.Name),
 	}
-	modCfg := h.moduleConfig(m, f.logger)
+	modCfg := h.moduleConfig(m, f.logger, spec.Env)
 	f.pool = pool.New(pool.Config[*instance]{
 		Min:         spec.Pool.Min,
 		Max:         spec.Pool.Max,

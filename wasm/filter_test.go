@@ -447,3 +447,20 @@ func TestStartSectionLoop(t *testing.T) {
 	}
 	waitFor(t, func() bool { return h.Modules() == 0 }, "module still held after the failed filter")
 }
+
+// TestFilterSpecEnv: a FilterSpec's environment must be representable in
+// WASI; a bad one is refused naming the filter.
+func TestFilterSpecEnv(t *testing.T) {
+	h := newHost(t, Config{})
+	for _, env := range []map[string]string{{"": "x"}, {"A=B": "x"}, {"A": "x\x00y"}} {
+		_, err := h.NewFilter(context.Background(), FilterSpec{Name: "envy", Module: guest("noop"), Env: env})
+		if err == nil || !strings.Contains(err.Error(), "filter envy: env") {
+			t.Errorf("env %q: err %v, want a refusal naming the filter", env, err)
+		}
+	}
+	f, err := h.NewFilter(context.Background(), FilterSpec{Name: "envy", Module: guest("noop"), Env: map[string]string{"GOGC": "50", "X": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}

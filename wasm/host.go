@@ -503,8 +503,8 @@ func sig(params, results []api.ValueType) string {
 
 // moduleConfig is the instantiation config of every instance of a filter:
 // anonymous, no filesystem, no network, no args, only the host's
-// environment, real clocks and randomness, stdout/stderr to the logger.
-func (h *Host) moduleConfig(m *module, logger *slog.Logger) wazero.ModuleConfig {
+// environment (and the filter's, env), real clocks and randomness, stdout/stderr to the logger.
+func (h *Host) moduleConfig(m *module, logger *slog.Logger, env map[string]string) wazero.ModuleConfig {
 	c := wazero.NewModuleConfig().
 		WithName("").
 		WithSysWalltime().
@@ -513,6 +513,11 @@ func (h *Host) moduleConfig(m *module, logger *slog.Logger) wazero.ModuleConfig 
 		WithStdout(&logWriter{logger: logger, stream: "stdout"}).
 		WithStderr(&logWriter{logger: logger, stream: "stderr"})
 	for k, v := range h.env {
+		if _, over := env[k]; !over {
+			c = c.WithEnv(k, v)
+		}
+	}
+	for k, v := range env {
 		c = c.WithEnv(k, v)
 	}
 	// Start functions are called by Filter.instantiate, under a deadline.

@@ -1,10 +1,10 @@
-// Command header-policy is Sluice's built-in header filter: it sets, adds
+// Package headerpolicy is Sluice's built-in header filter: it sets, adds
 // and removes request and response headers (with ${…} variables), refuses
 // requests that miss required headers or carry denied ones, caps the
 // request's header count and size, adds a request id when absent and HSTS
 // to responses. See README.md; the config is parsed by package policy,
 // which the gateway also uses to refuse a bad config at load.
-package main
+package headerpolicy
 
 import (
 	"crypto/rand"
@@ -15,10 +15,9 @@ import (
 	"github.com/sluicegw/sluice/sdk"
 )
 
-func init() { sdk.Handle(&filter{}) }
-
-// main is never called: the filter is a reactor, set up by init.
-func main() {}
+// New returns the filter's handler for one instance. The built-ins' module
+// (filters/builtins) registers the one its environment names.
+func New() sdk.Handler { return &filter{} }
 
 type filter struct {
 	cfg    *policy.HeaderPolicy // parsed on the first request

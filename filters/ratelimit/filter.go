@@ -1,4 +1,4 @@
-// Command ratelimit is Sluice's built-in rate limit filter: token buckets
+// Package ratelimit is Sluice's built-in rate limit filter: token buckets
 // per key (client IP, TLS identity, a header, the host, the route or a
 // combination), several limits per route. A request over a limit gets 429
 // with Retry-After, RateLimit-Policy and RateLimit and never reaches the
@@ -7,7 +7,7 @@
 //
 // The config is parsed by package policy, which the gateway also uses to
 // refuse a bad config when it loads the route. See README.md.
-package main
+package ratelimit
 
 import (
 	"crypto/sha256"
@@ -19,10 +19,9 @@ import (
 	"github.com/sluicegw/sluice/sdk"
 )
 
-func init() { sdk.Handle(&filter{}) }
-
-// main is never called: the filter is a reactor, set up by init.
-func main() {}
+// New returns the filter's handler for one instance. The built-ins' module
+// (filters/builtins) registers the one its environment names.
+func New() sdk.Handler { return &filter{} }
 
 type filter struct {
 	cfg    *policy.RateLimit // parsed on the first request

@@ -1,4 +1,4 @@
-// Command mtls-identity is Sluice's built-in client identity filter: it
+// Package mtlsidentity is Sluice's built-in client identity filter: it
 // allows or denies requests by the verified client certificate the gateway
 // checked (SPIFFE ID, trust domain, DNS SAN, subject CN/O, issuer), answers
 // 401 without one and 403 when it is not allowed, and can forward the
@@ -6,7 +6,7 @@
 // always after removing any copy the client sent. See README.md; the
 // config is parsed by package policy, which the gateway also uses to
 // refuse a bad config at load.
-package main
+package mtlsidentity
 
 import (
 	"strings"
@@ -15,10 +15,9 @@ import (
 	"github.com/sluicegw/sluice/sdk"
 )
 
-func init() { sdk.Handle(&filter{}) }
-
-// main is never called: the filter is a reactor, set up by init.
-func main() {}
+// New returns the filter's handler for one instance. The built-ins' module
+// (filters/builtins) registers the one its environment names.
+func New() sdk.Handler { return &filter{} }
 
 type filter struct {
 	cfg    *policy.MTLSIdentity // parsed on the first request
