@@ -218,6 +218,7 @@ func (g *Gateway) filterSpec(cfg *config.Config, ref model.FilterRef) (wasm.Filt
 			return spec, fmt.Errorf("built-in filter %s: %w", name, err)
 		}
 		spec.Module = wasm.Source{Bytes: b, SHA256: sha}
+		spec.Env = builtins.Env(name) // one module for all built-ins: which one to run
 	default:
 		spec.Module = wasm.Source{Path: strings.TrimPrefix(module, "file://"), SHA256: sha}
 	}
@@ -238,7 +239,8 @@ func specKey(s wasm.FilterSpec) string {
 		Fail                 wasm.FailPolicy
 		Pool                 wasm.PoolConfig
 		Timeout              time.Duration
-	}{s.Name, s.Module.String(), s.Module.SHA256, string(s.Config), s.Fail, s.Pool, s.Timeout})
+		Env                  map[string]string // the built-in to run: their module is shared
+	}{s.Name, s.Module.String(), s.Module.SHA256, string(s.Config), s.Fail, s.Pool, s.Timeout, s.Env})
 	return string(b)
 }
 
