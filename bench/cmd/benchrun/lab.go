@@ -30,7 +30,7 @@ type lab struct {
 	bin      string // built binaries: sluice, upstream, benchplugin
 	wasm     string // wazero compilation cache, shared by every sluice start
 	script   string // wrk's Lua script
-	cert     string // server certificate (PEM) for bench.test, *.bench.test, 127.0.0.1
+	cert     string // server certificate (PEM) for bench.test, *.bench.test, localhost, 127.0.0.1
 	key      string
 	pem      string // cert + key in one file (HAProxy)
 	caSecret string // a Secret manifest holding the client CA
@@ -158,7 +158,7 @@ func newLab(dir, binDir, gomaxprocs string, logf func(string, ...any)) (*lab, er
 	if err != nil {
 		return nil, err
 	}
-	srv, err := testcert.Leaf(ca, []string{"bench.test", "*.bench.test", "127.0.0.1"}, testcert.Options{NotAfter: time.Now().Add(7 * 24 * time.Hour)})
+	srv, err := testcert.Leaf(ca, []string{"bench.test", "*.bench.test", "localhost", "127.0.0.1"}, testcert.Options{NotAfter: time.Now().Add(7 * 24 * time.Hour)})
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,14 @@ func main() {
 		return nil
 	})
 	list := flag.Bool("list", false, "list the targets and exit")
+	rerender := flag.String("render", "", "render a saved results.json again (to -md, or stdout) and exit")
 	flag.Parse()
+	if *rerender != "" {
+		if err := renderSaved(*rerender, o.md); err != nil {
+			log.Fatalf("benchrun: %v", err)
+		}
+		return
+	}
 	if *list {
 		for _, t := range targets() {
 			fmt.Println(t.Name)
@@ -302,6 +309,9 @@ func measureTarget(ctx context.Context, l *lab, o options, t target, proto strin
 	if err != nil {
 		return run{}, out, err
 	}
+	if res.Requests == 0 || res.Failed() >= res.Requests {
+		return run{}, out, fmt.Errorf("%s %s: no request succeeded (%d requests, %d failed): a harness or proxy setup problem", t.Name, proto, res.Requests, res.Failed())
+	}
 	return run{
 		Round: round, Proto: proto, Target: t.Name,
 		RPS: res.RPS, P50us: us(res.P50), P99us: us(res.P99), P999us: us(res.P999),
@@ -336,6 +346,23 @@ func raiseNoFile() {
 	}
 	r.Cur = r.Max
 	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+}
+
+// renderSaved renders a results.json written by an earlier run.
+func renderSaved(file, md string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if md == "" {
+		fmt.Print(render(&rep))
+		return nil
+	}
+	return os.WriteFile(md, []byte(render(&rep)), 0o644)
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -28,6 +28,17 @@ type target struct {
 // endpoints are the base URLs a started target serves.
 type endpoints struct{ HTTP, HTTPS string }
 
+// eps returns the endpoints of a plain and a TLS listen address. The TLS
+// URL names localhost, not 127.0.0.1: wrk sends its URL's host as SNI,
+// even an IP address (RFC 6066 forbids it), and Sluice refuses a handshake
+// whose SNI matches no certificate (tls.default_server_name only covers
+// handshakes without SNI). localhost resolves to 127.0.0.1 here and is in
+// the certificate, so every proxy sees the same SNI.
+func eps(plain, tlsAddr string) endpoints {
+	_, port, _ := strings.Cut(tlsAddr, ":")
+	return endpoints{"http://" + plain, "https://localhost:" + port}
+}
+
 // route is one Ingress of a Sluice case.
 type route struct {
 	host    string
@@ -67,7 +78,7 @@ func targets() []target {
 }
 
 func startDirect(l *lab, _ string) (*proc, endpoints, error) {
-	return l.upstream, endpoints{"http://" + l.upAddr, "https://" + l.upTLSAddr}, nil
+	return l.upstream, eps(l.upAddr, l.upTLSAddr), nil
 }
 
 // sluiceCase starts a gateway serving routes, all to the upstream, pinned
@@ -184,7 +195,7 @@ plugins:
 	if err != nil {
 		return nil, endpoints{}, "", err
 	}
-	return p, endpoints{"http://" + ports[0], "https://" + ports[1]}, md, nil
+	return p, eps(ports[0], ports[1]), md, nil
 }
 
 func startNginx(l *lab, name string) (*proc, endpoints, error) {
@@ -240,7 +251,7 @@ http {
 		return nil, endpoints{}, err
 	}
 	p, err := l.start(name, nil, "nginx", "-p", dir, "-c", cf, "-e", filepath.Join(dir, "error.log"))
-	return p, endpoints{"http://" + ports[0], "https://" + ports[1]}, err
+	return p, eps(ports[0], ports[1]), err
 }
 
 func startHAProxy(l *lab, name string) (*proc, endpoints, error) {
@@ -280,7 +291,7 @@ backend be
 		return nil, endpoints{}, err
 	}
 	p, err := l.start(name, nil, "haproxy", "-db", "-f", cf)
-	return p, endpoints{"http://" + ports[0], "https://" + ports[1]}, err
+	return p, eps(ports[0], ports[1]), err
 }
 
 func startCaddy(l *lab, name string) (*proc, endpoints, error) {
@@ -318,7 +329,7 @@ https://:%s {
 	}
 	env := []string{"GOMAXPROCS=" + l.gomaxprocs, "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
 	p, err := l.start(name, env, "caddy", "run", "--config", cf, "--adapter", "caddyfile")
-	return p, endpoints{"http://" + ports[0], "https://" + ports[1]}, err
+	return p, eps(ports[0], ports[1]), err
 }
 
 // version returns the first line of a proxy's version output.
