@@ -131,3 +131,20 @@ func FuzzParseRateLimit(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseSourceRange(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "1.2.3.4, ::1", "", ",", "::ffff:10.0.0.0/104", "fe80::1%eth0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := translate.ParseSourceRange(s)
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() {
+				t.Fatalf("ParseSourceRange(%q) gave %v", s, p)
+			}
+		}
+	})
+}
