@@ -17,7 +17,7 @@ import (
 func TestRateLimitWasm(t *testing.T) {
 	h := filtertest.Load(t, filepath.Join("wasm", "builtins.wasm"), filtertest.Options{
 		Name:   "ratelimit",
-		Host:   wasm.Config{GuestEnv: map[string]string{"GOGC": "25", EnvVar: "ratelimit"}},
+		Host:   wasm.Config{CacheDir: benchCache, GuestEnv: map[string]string{"GOGC": "25", EnvVar: "ratelimit"}},
 		Config: []byte(`{"rate":1,"period":"1h","burst":10,"key":"route"}`),
 		Pool:   wasm.PoolConfig{Min: 2, Max: 4},
 	})
@@ -57,11 +57,31 @@ func TestBuiltinsWithoutName(t *testing.T) {
 	for _, env := range []map[string]string{{"GOGC": "25"}, {"GOGC": "25", EnvVar: "nope"}} {
 		h := filtertest.Load(t, filepath.Join("wasm", "builtins.wasm"), filtertest.Options{
 			Name: "x",
-			Host: wasm.Config{GuestEnv: env},
+			Host: wasm.Config{CacheDir: benchCache, GuestEnv: env},
 		})
 		res := h.Do(httptest.NewRequest("GET", "/", nil))
 		if res.Status != 500 || res.Upstream != nil || !strings.Contains(strings.Join(h.Logs(), "\n"), "names no built-in filter") {
 			t.Errorf("env %v: status %d, upstream reached %v, logs %q", env, res.Status, res.Upstream != nil, h.Logs())
+		}
+	}
+}
+
+// TestHeaderPolicyRouteWasm: ${route} in the real wasm host is the route
+// the gateway put in the request's context (wasm.WithRoute), both ways.
+func TestHeaderPolicyRouteWasm(t *testing.T) {
+	h := filtertest.Load(t, filepath.Join("wasm", "builtins.wasm"), filtertest.Options{
+		Name:   "header-policy",
+		Config: []byte(`{"request":{"set":{"X-Route":"${route}"}},"response":{"set":{"X-Route":"${route}!"}}}`),
+		Host:   wasm.Config{CacheDir: benchCache, GuestEnv: map[string]string{"GOGC": "25", EnvVar: "header-policy"}},
+	})
+	for _, route := range []string{"default/web shop.test /cart", ""} {
+		r := httptest.NewRequest("GET", "/cart", nil)
+		if route != "" {
+			r = r.WithContext(wasm.WithRoute(r.Context(), route))
+		}
+		res := h.Do(r)
+		if res.Status != 200 || res.Upstream == nil || res.Upstream.Header.Get("X-Route") != route || res.Header.Get("X-Route") != route+"!" {
+			t.Errorf("route %q: status %d, upstream %v, response X-Route %q", route, res.Status, res.Upstream, res.Header.Get("X-Route"))
 		}
 	}
 }
