@@ -3,6 +3,7 @@ package route
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 )
@@ -54,9 +55,46 @@ func (v *vhost) matchRegex(path string, pre target, ok bool) (target, bool) {
 		if ok && len(tg.route.Path) < len(pre.route.Path) {
 			break
 		}
-		if tg.re.MatchString(path) {
+		if hasPrefixFold(path, tg.lit) && tg.re.MatchString(path) {
 			return tg, true
 		}
 	}
 	return pre, ok
+}
+
+// literalPrefix returns a prefix that every path the regex path matches
+// starts with, ignoring ASCII case, so most regex routes are ruled out
+// without running the regex: the literal right after "^" when "^PATH"
+// parses as "^" followed by more (not so with a top-level "|", whose
+// other branches are not anchored). It is cut before the first byte whose
+// case folding leaves ASCII: "k" and "s" (the Kelvin sign and the long s
+// fold to them under (?i)) and any non-ASCII byte.
+func literalPrefix(path string) string {
+	re, err := syntax.Parse("^"+path, syntax.Perl)
+	if err != nil || re.Op != syntax.OpConcat || len(re.Sub) < 2 ||
+		re.Sub[0].Op != syntax.OpBeginText || re.Sub[1].Op != syntax.OpLiteral {
+		return ""
+	}
+	lit := string(re.Sub[1].Rune)
+	if i := strings.IndexFunc(lit, func(r rune) bool {
+		return r >= 0x80 || strings.ContainsRune("kKsS", r)
+	}); i >= 0 {
+		lit = lit[:i]
+	}
+	return lit
+}
+
+// hasPrefixFold reports whether s starts with the ASCII prefix, ignoring
+// ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		a, b := s[i], prefix[i]
+		if a != b && (a|0x20 != b|0x20 || a|0x20 < 'a' || a|0x20 > 'z') {
+			return false
+		}
+	}
+	return true
 }

@@ -178,38 +178,55 @@ func FuzzRegexPath(f *testing.F) {
 	})
 }
 
-// BenchmarkMatchRegex: a host with 100 regex routes and a Prefix "/"; the
-// request matches the first regex tried, the last one, or none (the
-// Prefix route answers).
+// BenchmarkMatchRegex: a host with 100 regex routes; the request matches
+// the last one tried, or none (the Prefix route answers).
 func BenchmarkMatchRegex(b *testing.B) {
-	table := func(format string) *Table {
-		vh := &model.VirtualHost{Name: "re.example.com"}
-		be := &model.Backend{Name: "b", Endpoints: []string{"127.0.0.1:1"}}
-		for i := range 100 {
-			vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathRegex, Path: fmt.Sprintf(format, i), Backend: be})
-		}
-		vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathPrefix, Path: "/", Backend: be})
-		return compile(b, &model.Snapshot{Hosts: []*model.VirtualHost{vh}})
+	vh := &model.VirtualHost{Name: "re.example.com"}
+	be := &model.Backend{Name: "b", Endpoints: []string{"127.0.0.1:1"}}
+	for i := range 100 {
+		vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathRegex, Path: fmt.Sprintf("/app%03d/(v[0-9]+)/(.*)", i), Backend: be})
 	}
-	for _, tb := range []struct {
-		name string
-		tbl  *Table
-	}{
-		{"100regex", table("/app%03d/(v[0-9]+)/(.*)")},
+	vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathPrefix, Path: "/", Backend: be})
+	tbl := compile(b, &model.Snapshot{Hosts: []*model.VirtualHost{vh}})
+	for _, c := range []struct{ name, path string }{
+		{"100regex/first", "/app000/v1/items/7"},
+		{"100regex/last", "/app099/v1/items/7"},
+		{"100regex/miss", "/static/app.js"},
 	} {
-		for _, c := range []struct{ name, path string }{
-			{"first", "/app000/v1/items/7"},
-			{"last", "/app099/v1/items/7"},
-			{"miss", "/static/app.js"},
-		} {
-			b.Run(tb.name+"/"+c.name, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if r := tb.tbl.Match("re.example.com", c.path); r.Backend == nil {
-						b.Fatal("no match")
-					}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := tbl.Match("re.example.com", c.path); r.Backend == nil {
+					b.Fatal("no match")
 				}
-			})
+			}
+		})
+	}
+}
+
+func TestLiteralPrefix(t *testing.T) {
+	for path, want := range map[string]string{
+		"/svc/v1/(.*)":  "/",
+		"/api/v1/(.*)":  "/api/v1/",
+		"/api/a|/api/b": "",
+		"/api":          "/api",
+		"/a|/b":         "",
+		"/x(/|$)(.*)":   "/x",
+		"/desk/(.*)":    "/de",
+		"/caf\u00e9/":   "/caf",
+		"/[a-z]+":       "/",
+		"[":             "",
+	} {
+		if got := literalPrefix(path); got != want {
+			t.Errorf("literalPrefix(%q) = %q, want %q", path, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		s, p string
+		want bool
+	}{{"/API/x", "/api", true}, {"/ap", "/api", false}, {"/a[i", "/a{i", false}, {"/a@", "/a`", false}} {
+		if got := hasPrefixFold(tc.s, tc.p); got != tc.want {
+			t.Errorf("hasPrefixFold(%q, %q) = %v", tc.s, tc.p, got)
 		}
 	}
 }

@@ -50,6 +50,7 @@ type target struct {
 	backend *model.Backend
 	pool    *upstream.Pool
 	re      *regexp.Regexp // PathRegex routes only
+	lit     string         // PathRegex: a prefix every match starts with (regex.go)
 	canary  *Canary        // nil when the route has none
 }
 
@@ -192,6 +193,7 @@ func compileHost(vh *model.VirtualHost, resolve func(*model.Backend) (target, er
 			if tg.re, err = CompileRegexPath(r.Path); err != nil {
 				return nil, fmt.Errorf("routes[%d] %s %q (%s): %w", i, r.PathType, r.Path, r.Source, err)
 			}
+			tg.lit = literalPrefix(r.Path)
 			v.addRegex(tg)
 			continue
 		default:
