@@ -178,29 +178,41 @@ func FuzzRegexPath(f *testing.F) {
 	})
 }
 
-// BenchmarkMatchRegex: a host with 100 regex routes; the request matches
-// the last one tried, or none (the Prefix route answers).
+// BenchmarkMatchRegex: a host with 100 regex routes and a Prefix "/"; the
+// request matches the first regex tried, the last one, or none (the
+// Prefix route answers). "nolit" has the same routes written so that they
+// have no literal prefix beyond "/" ("/(app…)"): every regex runs.
 func BenchmarkMatchRegex(b *testing.B) {
-	vh := &model.VirtualHost{Name: "re.example.com"}
-	be := &model.Backend{Name: "b", Endpoints: []string{"127.0.0.1:1"}}
-	for i := range 100 {
-		vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathRegex, Path: fmt.Sprintf("/app%03d/(v[0-9]+)/(.*)", i), Backend: be})
+	table := func(format string) *Table {
+		vh := &model.VirtualHost{Name: "re.example.com"}
+		be := &model.Backend{Name: "b", Endpoints: []string{"127.0.0.1:1"}}
+		for i := range 100 {
+			vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathRegex, Path: fmt.Sprintf(format, i), Backend: be})
+		}
+		vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathPrefix, Path: "/", Backend: be})
+		return compile(b, &model.Snapshot{Hosts: []*model.VirtualHost{vh}})
 	}
-	vh.Routes = append(vh.Routes, &model.Route{PathType: model.PathPrefix, Path: "/", Backend: be})
-	tbl := compile(b, &model.Snapshot{Hosts: []*model.VirtualHost{vh}})
-	for _, c := range []struct{ name, path string }{
-		{"100regex/first", "/app000/v1/items/7"},
-		{"100regex/last", "/app099/v1/items/7"},
-		{"100regex/miss", "/static/app.js"},
+	for _, tb := range []struct {
+		name string
+		tbl  *Table
+	}{
+		{"100regex", table("/app%03d/(v[0-9]+)/(.*)")},
+		{"100regex-nolit", table("/(app%03d)/(v[0-9]+)/(.*)")},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if r := tbl.Match("re.example.com", c.path); r.Backend == nil {
-					b.Fatal("no match")
+		for _, c := range []struct{ name, path string }{
+			{"first", "/app000/v1/items/7"},
+			{"last", "/app099/v1/items/7"},
+			{"miss", "/static/app.js"},
+		} {
+			b.Run(tb.name+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if r := tb.tbl.Match("re.example.com", c.path); r.Backend == nil {
+						b.Fatal("no match")
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -215,6 +227,8 @@ func TestLiteralPrefix(t *testing.T) {
 		"/desk/(.*)":    "/de",
 		"/caf\u00e9/":   "/caf",
 		"/[a-z]+":       "/",
+		"/[a]pp":        "/app",
+		"/(app)":        "/",
 		"[":             "",
 	} {
 		if got := literalPrefix(path); got != want {
