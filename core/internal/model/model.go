@@ -60,7 +60,8 @@ type VirtualHost struct {
 	// label ("*.example.com"), or "" for any host.
 	Name string `json:"name"`
 	// Routes are in match precedence order: longer Path first; on equal
-	// length Exact before Prefix.
+	// length Exact, then Regex, then Prefix (route.Table matches Exact
+	// first, then Regex and Prefix by the length of the path as written).
 	Routes []*Route `json:"routes"`
 	// TLS is true when an Ingress lists this host in spec.tls.
 	TLS bool `json:"tls,omitempty"`
