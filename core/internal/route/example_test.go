@@ -36,3 +36,23 @@ func ExampleTable_Match() {
 	// a.b.example.com /app -> 404
 	// shop.example.com /application -> 404
 }
+
+// A regex route (ingress-nginx use-regex) matches case-insensitively from
+// the start of the path; Result.Regexp gives its groups, which the proxy
+// substitutes into the route's rewrite target.
+func ExampleTable_Match_regex() {
+	api := &model.Backend{Name: "default/api:80", Endpoints: []string{"10.0.0.2:8080"}}
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{
+		Name:   "shop.example",
+		Routes: []*model.Route{{PathType: model.PathRegex, Path: "/api(/|$)(.*)", Rewrite: "/$2", Backend: api}},
+	}}}
+	tbl, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	r := tbl.Match("shop.example", "/API/users/7")
+	fmt.Printf("%s %q\n", r.Backend.Name, r.Regexp.FindStringSubmatch(r.Path)[2])
+	// Output:
+	// default/api:80 "users/7"
+}
