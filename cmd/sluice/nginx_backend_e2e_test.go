@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicegw/sluice/internal/testcert"
 )
 
 // nginxIngress is an Ingress for host routing "/" to Service svc, with
@@ -111,17 +115,47 @@ func TestNginxBackendAnnotationsThroughGateway(t *testing.T) {
 		w.Header().Set("Grpc-Status", "0")
 	}))
 
+	// A backend whose certificate a private CA issued for web.default.svc.
+	ca, err := testcert.CA("backend ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := testcert.Leaf(ca, []string{"web.default.svc"}, testcert.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifiedSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "verified sni=%s\n", r.TLS.ServerName)
+	}))
+	verifiedSrv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}}
+	verifiedSrv.StartTLS()
+	t.Cleanup(verifiedSrv.Close)
+	verified := &backend{addr: verifiedSrv.Listener.Addr().String(), port: verifiedSrv.Listener.Addr().(*net.TCPAddr).Port}
+	caSecret := fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: backend-ca, namespace: default}
+data:
+  ca.crt: %s
+`, base64.StdEncoding.EncodeToString(ca.CertPEM))
+
 	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
 	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\n")
 	dir := t.TempDir()
 	const n = "nginx.ingress.kubernetes.io/"
 	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+
 		service("plain", plain)+"---\n"+service("limited", limited)+"---\n"+
-		service("tls1", tls1)+"---\n"+service("grpcs", grpcs))
+		service("tls1", tls1)+"---\n"+service("grpcs", grpcs)+"---\n"+
+		service("verified", verified)+"---\n"+caSecret)
 	writeFile(t, filepath.Join(dir, "routes.yaml"), strings.Join([]string{
 		nginxIngress("https", "https.test", "tls1", n+"backend-protocol: HTTPS"),
 		nginxIngress("grpcs", "grpcs.test", "grpcs", n+"backend-protocol: GRPCS"),
 		nginxIngress("fcgi", "fcgi.test", "plain", n+"backend-protocol: FCGI"),
+		nginxIngress("verify", "verify.test", "verified", n+"backend-protocol: HTTPS", n+`proxy-ssl-verify: "on"`,
+			n+"proxy-ssl-secret: default/backend-ca", n+"proxy-ssl-name: web.default.svc"),
+		nginxIngress("wrong-name", "wrongname.test", "verified", n+"backend-protocol: HTTPS", n+`proxy-ssl-verify: "on"`,
+			n+"proxy-ssl-secret: default/backend-ca", n+"proxy-ssl-name: db.default.svc"),
+		nginxIngress("unverified", "unverified.test", "tls1", n+"backend-protocol: HTTPS", n+`proxy-ssl-verify: "on"`,
+			n+"proxy-ssl-secret: default/backend-ca", n+"proxy-ssl-name: web.default.svc"),
 		nginxIngress("body", "body.test", "plain", n+"proxy-body-size: 1k"),
 		nginxIngress("outside", "outside.test", "plain", n+`whitelist-source-range: "10.0.0.0/8"`),
 		nginxIngress("inside", "inside.test", "plain", n+`whitelist-source-range: "127.0.0.1"`),
@@ -150,6 +184,22 @@ func TestNginxBackendAnnotationsThroughGateway(t *testing.T) {
 		resp, body := nginxDo(t, g, "POST", "grpcs.test", strings.NewReader("\x00\x00\x00\x00\x02hi"), -1)
 		if resp.StatusCode != 200 || body != "\x00\x00\x00\x00\x02hi" || resp.Trailer.Get("Grpc-Status") != "0" {
 			t.Fatalf("got %d %q trailers %v", resp.StatusCode, body, resp.Trailer)
+		}
+	})
+	t.Run("proxy-ssl-verify", func(t *testing.T) {
+		for host, want := range map[string]string{
+			"verify.test":     "200 verified sni=web.default.svc\n",
+			"wrongname.test":  "502", // the certificate is not for db.default.svc
+			"unverified.test": "502", // httptest's certificate is not from the CA
+		} {
+			resp, body := nginxDo(t, g, "GET", host, nil, 0)
+			got := fmt.Sprint(resp.StatusCode)
+			if resp.StatusCode == 200 {
+				got += " " + body
+			}
+			if got != want {
+				t.Errorf("%s: got %q, want %q", host, got, want)
+			}
 		}
 	})
 	t.Run("backend-protocol FCGI is warned about", func(t *testing.T) {
