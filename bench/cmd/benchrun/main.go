@@ -70,10 +70,10 @@ func main() {
 		return nil
 	})
 	list := flag.Bool("list", false, "list the targets and exit")
-	rerender := flag.String("render", "", "render a saved results.json again (to -md, or stdout) and exit")
+	rerender := flag.String("render", "", "render a saved results.json again, with the -note sentences added (to -md, or stdout), and exit")
 	flag.Parse()
 	if *rerender != "" {
-		if err := renderSaved(*rerender, o.md); err != nil {
+		if err := renderSaved(*rerender, o.md, o.notes); err != nil {
 			log.Fatalf("benchrun: %v", err)
 		}
 		return
@@ -348,8 +348,9 @@ func raiseNoFile() {
 	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
 }
 
-// renderSaved renders a results.json written by an earlier run.
-func renderSaved(file, md string) error {
+// renderSaved renders a results.json written by an earlier run, with
+// notes added to its own (a reading of the results, written afterwards).
+func renderSaved(file, md string, notes []string) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -358,6 +359,7 @@ func renderSaved(file, md string) error {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
+	rep.Notes = append(rep.Notes, notes...)
 	if md == "" {
 		fmt.Print(render(&rep))
 		return nil
