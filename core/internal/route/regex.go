@@ -51,12 +51,13 @@ func (v *vhost) addRegex(tg target) {
 // take their place in that order by the length of their path as written.
 // A regex route wins on equal length.
 func (v *vhost) matchRegex(path string, pre target, ok bool) (target, bool) {
-	for _, tg := range v.regex {
+	for i := range v.regex {
+		tg := &v.regex[i] // no copy of the target per route tried
 		if ok && len(tg.route.Path) < len(pre.route.Path) {
 			break
 		}
 		if hasPrefixFold(path, tg.lit) && tg.re.MatchString(path) {
-			return tg, true
+			return *tg, true
 		}
 	}
 	return pre, ok
