@@ -3,18 +3,23 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/route"
+	"github.com/sluicegw/sluice/core/internal/upstream"
 )
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -227,5 +232,53 @@ func BenchmarkRequestID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = newRequestID()
+	}
+}
+
+// countingObserver is the cheapest real Observer: one atomic add.
+type countingObserver struct{ n atomic.Int64 }
+
+func (o *countingObserver) ObserveRequest(Exchange) { o.n.Add(1) }
+
+// BenchmarkProxyObserved is BenchmarkProxy's "proxy" case with an Observer
+// (what the gateway always has): the recorder, the timings and the call.
+// The metrics' own cost is core/internal/metrics.BenchmarkObserveRequest.
+func BenchmarkProxyObserved(b *testing.B) {
+	body := []byte("hello, world\n")
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	}))
+	defer be.Close()
+	obs := &countingObserver{}
+	h := New(Options{Observer: obs})
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "bench.example", Routes: []*model.Route{
+		prefix("/", backend("default/bench:80", addr(be))),
+	}}}}
+	tbl, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Swap(tbl)
+	srv := httptest.NewServer(h)
+	defer func() { srv.Close(); h.Close() }()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/items?id=7", nil)
+	req.Host = "bench.example"
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n != int64(len(body)) {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+	if obs.n.Load() == 0 {
+		b.Fatal("the Observer saw no request")
 	}
 }
