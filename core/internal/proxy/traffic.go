@@ -75,7 +75,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
 		return 0, errBodyTooLarge
 	}
-	if int64(len(p)) > b.left+1 {
+	if int64(len(p)) > b.left {
 		p = p[:b.left+1] // one byte more tells "at the limit" from "over it"
 	}
 	n, err := b.rc.Read(p)
@@ -207,7 +207,9 @@ func (st *reqState) watchRead(req *http.Request, resp *http.Response, err error)
 		return nil, err
 	}
 	tr := st.traffic()
-	if tr == nil || tr.ReadTimeout <= 0 || st.cancel == nil {
+	// A 101's body is the upgraded connection, which ReverseProxy needs
+	// as it is (an io.ReadWriteCloser).
+	if tr == nil || tr.ReadTimeout <= 0 || st.cancel == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		return resp, nil
 	}
 	resp.Body = &readWatch{rc: resp.Body, d: tr.ReadTimeout, t: stoppedTimer(func() { st.cancel(errReadTimeout) })}

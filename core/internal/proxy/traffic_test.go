@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -444,5 +446,52 @@ func TestInflightHammer(t *testing.T) {
 	}
 	if admitted.Load() == 0 || len(c.n) != 0 {
 		t.Fatalf("admitted %d, %d counters left", admitted.Load(), len(c.n))
+	}
+}
+
+// A WebSocket upgrade works on a route with read and send timeouts: the
+// upgraded connection is handed to ReverseProxy unwrapped.
+func TestTrafficTimeoutsWebSocket(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
+	}))
+	t.Cleanup(be.Close)
+	g := newGateway(t, Options{})
+	g.load(t, withTraffic(backend("default/ws:80", addr(be)), &model.Traffic{ReadTimeout: time.Minute, SendTimeout: time.Minute}))
+	conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second)) // deadlock guard only
+	fmt.Fprintf(conn, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	io.WriteString(conn, "hello")
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo: got %q, %v", buf, err)
+	}
+}
+
+// A limit near the int64 maximum does not overflow.
+func TestLimitedBodyHugeLimit(t *testing.T) {
+	b := &limitedBody{rc: io.NopCloser(strings.NewReader("hello")), left: 1<<63 - 1}
+	got, err := io.ReadAll(b)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("got %q, %v", got, err)
 	}
 }
