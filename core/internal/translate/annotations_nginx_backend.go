@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,7 +182,7 @@ func (b *builder) addTraffic(ing *networkingv1.Ingress, src model.ObjectRef) {
 	if limits, f, err := b.rateLimits(ing, src); err != nil {
 		deny(f, err)
 	} else if len(limits) > 0 {
-		pre = append(pre, model.FilterRef{Name: "ratelimit", Config: rateLimitConfig(limits)})
+		pre = append(pre, model.FilterRef{Name: "ratelimit", Config: rateLimitConfig(limits, src)})
 	}
 	if fwd := b.forwardClientCert(ing, src); fwd != "" {
 		cfg, _ := json.Marshal(map[string]string{"forward": fwd})
@@ -463,23 +465,27 @@ func (b *builder) rateLimits(ing *networkingv1.Ingress, src model.ObjectRef) ([]
 	return limits, "", nil
 }
 
-// rateLimitConfig is the ratelimit filter config for limits.
-func rateLimitConfig(limits []RateLimit) json.RawMessage {
+// rateLimitConfig is the ratelimit filter config for the limits of the
+// Ingress src. The filter's buckets are shared by every instance of the
+// filter under a limit's name, so each limit is named after the Ingress
+// ("i" and 10 hex digits of a digest of namespace/name, then "-" and its
+// index): every Ingress has its own buckets, as in ingress-nginx, and the
+// name that clients see in RateLimit-Policy does not reveal the Ingress.
+func rateLimitConfig(limits []RateLimit, src model.ObjectRef) json.RawMessage {
 	type limit struct {
+		Name   string `json:"name"`
 		Rate   int    `json:"rate"`
 		Period string `json:"period"`
 		Burst  int    `json:"burst"`
 		Key    string `json:"key"`
 	}
+	sum := sha256.Sum256([]byte(src.Namespace + "/" + src.Name))
+	scope := "i" + hex.EncodeToString(sum[:5])
 	ls := make([]limit, len(limits))
 	for i, l := range limits {
-		ls[i] = limit{Rate: l.Rate, Period: l.Period.String(), Burst: l.Burst, Key: l.Key}
+		ls[i] = limit{Name: scope + "-" + strconv.Itoa(i), Rate: l.Rate, Period: l.Period.String(), Burst: l.Burst, Key: l.Key}
 	}
-	var v any = ls[0]
-	if len(ls) > 1 {
-		v = map[string][]limit{"limits": ls}
-	}
-	out, _ := json.Marshal(v) // plain structs: cannot fail
+	out, _ := json.Marshal(map[string][]limit{"limits": ls}) // plain structs: cannot fail
 	return out
 }
 
