@@ -48,13 +48,13 @@ const (
 	// AnnotationCanary "true" makes the Ingress a canary: it routes
 	// nothing itself; its backends become alternatives of the routes of
 	// other Ingresses with the same host and path.
-	AnnotationCanary               = "sluice.io/canary"
-	AnnotationCanaryWeight         = "sluice.io/canary-weight"
-	AnnotationCanaryWeightTotal    = "sluice.io/canary-weight-total"
-	AnnotationCanaryByHeader       = "sluice.io/canary-by-header"
-	AnnotationCanaryByHeaderValue  = "sluice.io/canary-by-header-value"
-	AnnotationCanaryByHeaderPatern = "sluice.io/canary-by-header-pattern"
-	AnnotationCanaryByCookie       = "sluice.io/canary-by-cookie"
+	AnnotationCanary                = "sluice.io/canary"
+	AnnotationCanaryWeight          = "sluice.io/canary-weight"
+	AnnotationCanaryWeightTotal     = "sluice.io/canary-weight-total"
+	AnnotationCanaryByHeader        = "sluice.io/canary-by-header"
+	AnnotationCanaryByHeaderValue   = "sluice.io/canary-by-header-value"
+	AnnotationCanaryByHeaderPattern = "sluice.io/canary-by-header-pattern"
+	AnnotationCanaryByCookie        = "sluice.io/canary-by-cookie"
 )
 
 // The ingress-nginx defaults of the cors-* annotations.
@@ -87,7 +87,7 @@ var routingChecks = map[string]func(ns, v string) (string, string){
 	AnnotationCanaryWeightTotal:     checkInt(1, 1<<31-1),
 	AnnotationCanaryByHeader:        checkToken("is not a header name"),
 	AnnotationCanaryByHeaderValue:   checkNonEmpty,
-	AnnotationCanaryByHeaderPatern:  checkPattern,
+	AnnotationCanaryByHeaderPattern: checkPattern,
 	AnnotationCanaryByCookie:        checkToken("is not a cookie name"),
 }
 
@@ -101,21 +101,18 @@ var routingAnnotations = func() map[string]bool {
 	return out
 }()
 
-// nginxRoutingAliases are the ingress-nginx twins of routingAnnotations,
-// merged into nginxAliases' role by nginxCompat.
-var nginxRoutingAliases = func() map[string]struct {
+// routingAlias has the shape of nginxAliases' values (annotations_nginx.go).
+type routingAlias struct {
 	sluice  string
 	convert func(ns, v string) (string, string)
-} {
-	out := map[string]struct {
-		sluice  string
-		convert func(ns, v string) (string, string)
-	}{}
+}
+
+// nginxRoutingAliases are the ingress-nginx twins of routingAnnotations;
+// nginxCompat looks them up after nginxAliases.
+var nginxRoutingAliases = func() map[string]routingAlias {
+	out := map[string]routingAlias{}
 	for k, check := range routingChecks {
-		out[NginxPrefix+strings.TrimPrefix(k, "sluice.io/")] = struct {
-			sluice  string
-			convert func(ns, v string) (string, string)
-		}{k, check}
+		out[NginxPrefix+strings.TrimPrefix(k, "sluice.io/")] = routingAlias{k, check}
 	}
 	return out
 }()
@@ -239,7 +236,7 @@ func (b *builder) parseRouting(ing *networkingv1.Ingress, src model.ObjectRef) i
 	}
 
 	canaryKeys := []string{AnnotationCanaryWeight, AnnotationCanaryWeightTotal, AnnotationCanaryByHeader,
-		AnnotationCanaryByHeaderValue, AnnotationCanaryByHeaderPatern, AnnotationCanaryByCookie}
+		AnnotationCanaryByHeaderValue, AnnotationCanaryByHeaderPattern, AnnotationCanaryByCookie}
 	if !isTrue(AnnotationCanary) {
 		b.warnUnused(ing, src, "canary is not true", canaryKeys...)
 		return out
@@ -257,12 +254,12 @@ func (b *builder) parseRouting(ing *networkingv1.Ingress, src model.ObjectRef) i
 	}
 	c.Header, _ = val(AnnotationCanaryByHeader)
 	c.HeaderValue, _ = val(AnnotationCanaryByHeaderValue)
-	c.HeaderPattern, _ = val(AnnotationCanaryByHeaderPatern)
+	c.HeaderPattern, _ = val(AnnotationCanaryByHeaderPattern)
 	if c.Header == "" {
-		b.warnUnused(ing, src, "canary-by-header is not set", AnnotationCanaryByHeaderValue, AnnotationCanaryByHeaderPatern)
+		b.warnUnused(ing, src, "canary-by-header is not set", AnnotationCanaryByHeaderValue, AnnotationCanaryByHeaderPattern)
 		c.HeaderValue, c.HeaderPattern = "", ""
 	} else if c.HeaderValue != "" && c.HeaderPattern != "" {
-		b.warn(src, fmt.Sprintf("%s: ignored: %s wins", annField(ing, AnnotationCanaryByHeaderPatern), annField(ing, AnnotationCanaryByHeaderValue)))
+		b.warn(src, fmt.Sprintf("%s: ignored: %s wins", annField(ing, AnnotationCanaryByHeaderPattern), annField(ing, AnnotationCanaryByHeaderValue)))
 		c.HeaderPattern = ""
 	}
 	c.Cookie, _ = val(AnnotationCanaryByCookie)
