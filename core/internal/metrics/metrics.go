@@ -119,14 +119,17 @@ type Metrics struct {
 
 var _ proxy.Observer = (*Metrics)(nil)
 
+// routeStats are one route label's series, created at their first use so
+// that routes without traffic cost no series.
 type routeStats struct {
 	label string
-	m     *Metrics
 	reqs  [numMethods][numClasses]atomic.Pointer[counter]
-	dur   prometheus.Observer
+	dur   atomic.Pointer[observer]
 }
 
 type counter struct{ prometheus.Counter }
+
+type observer struct{ prometheus.Observer }
 
 type backendStats struct {
 	dur  prometheus.Observer
@@ -191,8 +194,8 @@ func New() *Metrics {
 	}
 	m.byRoute.Store(new(sync.Map))
 	m.byBackend.Store(new(sync.Map))
-	m.none = &routeStats{label: RouteNone, m: m, dur: m.duration.WithLabelValues(RouteNone)}
-	m.defaultBE = &routeStats{label: RouteDefaultBackend, m: m, dur: m.duration.WithLabelValues(RouteDefaultBackend)}
+	m.none = &routeStats{label: RouteNone}
+	m.defaultBE = &routeStats{label: RouteDefaultBackend}
 	rl := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_ratelimit_decisions_total",
 		Help: "Token bucket takes of the rate-limit filters, by decision: allowed, denied, error (store unreachable; the filter's on_unavailable decides).",
@@ -250,7 +253,7 @@ func (m *Metrics) SetRoutes(snap *model.Snapshot) {
 					rs = m.byLabel[l]
 				}
 				if rs == nil {
-					rs = &routeStats{label: l, m: m, dur: m.duration.WithLabelValues(l)}
+					rs = &routeStats{label: l}
 				}
 				labels[l] = rs
 				byRoute.Store(r, rs)
@@ -305,9 +308,10 @@ func (m *Metrics) route(e *proxy.Exchange) *routeStats {
 	m.mu.Lock()
 	rs := m.byLabel[l]
 	if rs == nil {
-		// Not served any more; count it without keeping it in the index
-		// of labels, so the next SetRoutes deletes it.
-		rs = &routeStats{label: l, m: m, dur: m.duration.WithLabelValues(l)}
+		// Not served any more (a request on the table before the last
+		// swap): counted, and its series go at the next SetRoutes.
+		rs = &routeStats{label: l}
+		m.byLabel[l] = rs
 	}
 	m.mu.Unlock()
 	idx.Store(e.Route, rs)
@@ -341,7 +345,14 @@ func (m *Metrics) ObserveRequest(e proxy.Exchange) {
 		}
 	}
 	c.Inc()
-	rs.dur.Observe(e.Duration.Seconds())
+	d := rs.dur.Load()
+	if d == nil {
+		d = &observer{m.duration.WithLabelValues(rs.label)}
+		if !rs.dur.CompareAndSwap(nil, d) {
+			d = rs.dur.Load()
+		}
+	}
+	d.Observe(e.Duration.Seconds())
 	if e.Backend == nil {
 		return
 	}

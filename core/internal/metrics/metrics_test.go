@@ -181,6 +181,34 @@ func TestSetRoutes(t *testing.T) {
 	if got := value(t, reg, "sluice_upstream_errors_total", "backend", "default/web:80", "kind", "timeout"); got != 0 {
 		t.Errorf("kept backend: %v", got)
 	}
+	// A request that matched the removed route just before the swap is
+	// counted, and its series go at the next SetRoutes.
+	m.ObserveRequest(proxy.Exchange{Route: b, Host: "x.example", Backend: b.Backend, Method: "GET", Status: 200})
+	if got := value(t, reg, "sluice_http_requests_total", "route", "default/b x.example Prefix /b", "method", "GET", "code_class", "2xx"); got != 1 {
+		t.Errorf("late request on the removed route: %v, want 1", got)
+	}
+	m.SetRoutes(&model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.example", Routes: []*model.Route{a2}}}})
+	if n := count(t, reg, "sluice_http_requests_total"); n != 1 {
+		t.Errorf("%d request series after the next SetRoutes, want 1 (route a)", n)
+	}
+	if n := count(t, reg, "sluice_http_request_duration_seconds"); n != 1 {
+		t.Errorf("%d duration series, want 1", n)
+	}
+}
+
+// TestNoTrafficNoSeries: a route without requests costs no series.
+func TestNoTrafficNoSeries(t *testing.T) {
+	m := New()
+	var routes []*model.Route
+	for i := range 100 {
+		routes = append(routes, route("default", "a", model.PathPrefix, fmt.Sprintf("/p%d", i), backend("default/web:80")))
+	}
+	m.SetRoutes(&model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.example", Routes: routes}}})
+	for _, name := range []string{"sluice_http_requests_total", "sluice_http_request_duration_seconds"} {
+		if n := count(t, m.Registry(), name); n != 0 {
+			t.Errorf("%s: %d series before any request", name, n)
+		}
+	}
 }
 
 // TestObserveRequestAllocs: counting a request allocates nothing once its
