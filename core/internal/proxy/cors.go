@@ -22,8 +22,9 @@ func cors(w http.ResponseWriter, r *http.Request, c *model.CORS) (http.ResponseW
 	if r.Method == http.MethodOptions {
 		h := w.Header()
 		set(h)
+		// ingress-nginx also sends "Content-Length: 0"; a 204 must not
+		// carry one (RFC 9110 section 8.6).
 		h.Set("Content-Type", "text/plain; charset=utf-8")
-		h.Set("Content-Length", "0")
 		w.WriteHeader(http.StatusNoContent)
 		return w, true
 	}

@@ -27,8 +27,22 @@ func TestRewrite(t *testing.T) {
 		regexRoute("/dollar", "/$x/$", b),
 		func() *model.Route { r := prefix("/plain", b); r.Rewrite = "/other$1"; return r }(),
 	}}}}
+	filtered := regexRoute("/filtered/(.*)", "/f/$1", b)
+	snap.Hosts[0].Routes = append(snap.Hosts[0].Routes, filtered)
 	g := newGateway(t, Options{})
-	g.load(t, snap)
+	var chainSaw string
+	tbl, err := route.CompileWithChains(snap, g.pools.Sync(snap), map[*model.Route]http.Handler{filtered: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chainSaw = r.URL.Path + "?" + r.URL.RawQuery
+		g.h.Forward().ServeHTTP(w, r)
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.h.Swap(tbl)
+	// Filters see the rewritten path, and what they forward goes upstream.
+	if r := g.get(t, "x.test", "/filtered/a/b?q=1"); r.code != 200 || r.seen.Path != "/f/a/b" || chainSaw != "/f/a/b?q=1" {
+		t.Errorf("rewrite with a filter chain: %d, upstream path %q, the chain saw %q", r.code, r.seen.Path, chainSaw)
+	}
 	for _, tc := range []struct{ target, path, query string }{
 		{"/something", "/", ""},
 		{"/something/", "/", ""},
