@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/sluicegw/sluice/core/internal/model"
@@ -282,5 +285,72 @@ func TestCanary(t *testing.T) {
 				t.Fatalf("GET %s %v: went to %q, want %q", tc.path, tc.hdr, r.seen.Name, tc.want)
 			}
 		}
+	}
+}
+
+// TestRoutingHammer: many goroutines through rewrite, CORS and canary
+// routes at once, while the table is swapped; every answer is right for
+// its request (run with -race).
+func TestRoutingHammer(t *testing.T) {
+	mainUp, canUp := echoBackend(t, "main"), echoBackend(t, "canary")
+	mk := func() *model.Snapshot {
+		rw := regexRoute("/rw/(.*)", "/x/$1", backend("default/main:80", addr(mainUp)))
+		rw.CORS = &model.CORS{AllowOrigins: []string{"https://*.a.example"}, AllowMethods: "GET", AllowHeaders: "X-A", MaxAge: 1}
+		rw.Canary = &model.Canary{Backend: backend("default/canary:80", addr(canUp)), Header: "X-Canary", Weight: 50, WeightTotal: 100}
+		return &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{rw}}}}
+	}
+	g := newGateway(t, Options{})
+	g.load(t, mk())
+	done := make(chan struct{})
+	go func() { // table swaps during the requests
+		defer close(done)
+		for range 20 {
+			snap := mk()
+			tbl, err := route.Compile(snap, g.pools.Sync(snap))
+			if err != nil {
+				t.Error(err) // not Fatal: this is not the test's goroutine
+				return
+			}
+			g.h.Swap(tbl)
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 40 {
+				req, _ := http.NewRequest("GET", g.srv.URL+fmt.Sprintf("/rw/%d/%d", i, j), nil)
+				req.Host = "x.test"
+				origin := fmt.Sprintf("https://o%d.a.example", i)
+				req.Header.Set("Origin", origin)
+				want := "main"
+				if j%2 == 0 {
+					req.Header.Set("X-Canary", "always")
+					want = "canary"
+				} else {
+					req.Header.Set("X-Canary", "never")
+				}
+				resp, err := g.srv.Client().Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				var s seen
+				err = json.NewDecoder(resp.Body).Decode(&s)
+				resp.Body.Close()
+				if err != nil || s.Name != want || s.Path != fmt.Sprintf("/x/%d/%d", i, j) || resp.Header.Get("Access-Control-Allow-Origin") != origin {
+					errs <- fmt.Sprintf("request %d/%d: %v %+v %v", i, j, err, s, resp.Header)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-done
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
