@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -398,8 +399,13 @@ func (g *Gateway) noteRestartOnly(old, next *config.Config) {
 		"kube":       old.Kube != next.Kube,
 		"log.format": old.Log.Format != next.Log.Format,
 		"log.access": old.Log.Access != next.Log.Access,
-		"server":     old.Server != next.Server,
-		"tls":        tlsRestartOnly(old, next),
+		// Observability keys (metrics.go).
+		"log.access_format":          old.Log.AccessFormat != next.Log.AccessFormat,
+		"log.access_fields":          !slices.Equal(old.Log.AccessFields, next.Log.AccessFields),
+		"request_id.trusted_proxies": !slices.Equal(old.RequestID.TrustedProxies, next.RequestID.TrustedProxies),
+		"admin":                      old.Admin != next.Admin,
+		"server":                     old.Server != next.Server,
+		"tls":                        tlsRestartOnly(old, next),
 	} {
 		if changed {
 			g.log.Warn("config key changed but takes effect only after a restart", "key", key)

@@ -1,0 +1,110 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/core/internal/metrics"
+	"github.com/sluicegw/sluice/internal/testcert"
+	"github.com/sluicegw/sluice/wasm"
+)
+
+// failingStore refuses every take, like an unreachable Redis.
+type failingStore struct{ wasm.Store }
+
+func (failingStore) Take(context.Context, string, wasm.Limit) (wasm.Decision, error) {
+	return wasm.Decision{}, errors.New("redis: connection refused")
+}
+
+func TestCountingStore(t *testing.T) {
+	g := &Gateway{}
+	g.obs.metrics = metrics.New()
+	s := g.observeStore(nil) // the in-memory store
+	l := wasm.Limit{Rate: 1, Period: time.Hour, Burst: 2}
+	ctx := context.Background()
+	for i, want := range []bool{true, true, false} {
+		d, err := s.Take(ctx, "ratelimit/ip:10.0.0.1", l)
+		if err != nil || d.Allowed != want {
+			t.Fatalf("take %d: %+v, %v; want allowed=%v", i, d, err, want)
+		}
+	}
+	if _, err := g.observeStore(failingStore{}).Take(ctx, "k", l); err == nil {
+		t.Fatal("the wrapped store's error was lost")
+	}
+	fams, err := g.obs.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() == "sluice_ratelimit_decisions_total" {
+			for _, m := range f.Metric {
+				got[m.Label[0].GetValue()] = m.Counter.GetValue()
+			}
+		}
+	}
+	if got["allowed"] != 2 || got["denied"] != 1 || got["error"] != 1 {
+		t.Errorf("decisions %v, want allowed 2, denied 1, error 1", got)
+	}
+	// Without metrics (sluice check) the store is passed through.
+	if s := (&Gateway{}).observeStore(nil); s != nil {
+		t.Errorf("observeStore without metrics = %T, want nil", s)
+	}
+}
+
+func TestStoredCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.CA("Test Issuing CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAfter := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	put := func(issuer, name string) {
+		leaf, err := testcert.Leaf(ca, []string{name}, testcert.Options{NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := filepath.Join(dir, "certificates", issuer, name)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, filepath.Join(d, name+".crt"), leaf.CertPEM)
+		writeTestFile(t, filepath.Join(d, name+".key"), leaf.KeyPEM)
+		writeTestFile(t, filepath.Join(d, name+".json"), []byte("{}"))
+	}
+	put("sluice-local", "shop.example")
+	put("acme-v02.example-directory", "od.example")
+	// Garbage next to them is skipped, not fatal.
+	writeTestFile(t, filepath.Join(dir, "certificates", "sluice-local", "bad.crt"), []byte("not a certificate"))
+
+	got := storedCertificates(dir, map[string]bool{"shop.example": true})
+	if len(got) != 2 {
+		t.Fatalf("%d certificates, want 2: %+v", len(got), got)
+	}
+	byName := map[string]servedCert{}
+	for _, c := range got {
+		byName[c.names[0]] = c
+	}
+	if c := byName["shop.example"]; c.kind != "managed" || c.issuer != "Test Issuing CA" || !c.notAfter.Equal(notAfter) ||
+		c.source != "storage certificates/sluice-local/shop.example/shop.example.crt" {
+		t.Errorf("managed: %+v", c)
+	}
+	if c := byName["od.example"]; c.kind != "on_demand" || !slices.Equal(c.names, []string{"od.example"}) {
+		t.Errorf("on demand: %+v", c)
+	}
+	if got := storedCertificates(filepath.Join(dir, "missing"), nil); got != nil {
+		t.Errorf("a missing storage: %+v, want none", got)
+	}
+}
+
+func writeTestFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
