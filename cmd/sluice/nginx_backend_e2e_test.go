@@ -80,8 +80,9 @@ func nginxDo(t *testing.T, g *gateway, method, host string, body io.Reader, leng
 // backend-protocol HTTPS and GRPCS to real TLS backends, proxy-body-size
 // (413 for declared and chunked bodies), source ranges (403, deny wins),
 // proxy-read-timeout (504), limit-rps and sluice.io/rate-limit (429 after
-// the burst, the backend never sees more than the limit), and a warning
-// for an unsupported value.
+// the burst, the backend never sees more than the limit, each Ingress has
+// its own buckets), proxy-ssl-verify, a warning for an unsupported value
+// and 503 for an invalid source range.
 func TestNginxBackendAnnotationsThroughGateway(t *testing.T) {
 	var plainSeen, limitedSeen, bigBodies atomic.Int64
 	plain := startBackend(t, "plain", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -164,6 +165,8 @@ data:
 		nginxIngress("warm", "warm.test", "plain", n+`limit-rps: "1000"`),
 		nginxIngress("rps", "rps.test", "limited", n+`limit-rps: "1"`, n+`limit-burst-multiplier: "3"`),
 		nginxIngress("shortcut", "shortcut.test", "plain", `sluice.io/rate-limit: "1/m burst=2"`),
+		nginxIngress("shortcut2", "shortcut2.test", "plain", `sluice.io/rate-limit: "1/m burst=2"`),
+		nginxIngress("bad-range", "badrange.test", "plain", n+`whitelist-source-range: "10.0.0.0/33"`),
 	}, "---\n"))
 	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
 
@@ -246,6 +249,12 @@ data:
 			t.Errorf("forged X-Forwarded-For: %d %q, want 403", status, body)
 		}
 	})
+	t.Run("invalid source range fails closed", func(t *testing.T) {
+		if status, _, body := builtinGet(t, g, "badrange.test"); status != 503 {
+			t.Fatalf("got %d %q, want 503", status, body)
+		}
+		g.waitLog(t, `Ingress default/bad-range`, `whitelist-source-range`, `is not a CIDR prefix`)
+	})
 	t.Run("proxy-read-timeout", func(t *testing.T) {
 		if status, _, body := builtinGet(t, g, "slow.test", "X-Sleep", "1"); status != 504 {
 			t.Fatalf("got %d %q, want 504", status, body)
@@ -283,6 +292,12 @@ data:
 		for i, want := range []int{200, 200, 429} {
 			if status, _, body := builtinGet(t, g, "shortcut.test"); status != want {
 				t.Fatalf("request %d: %d %q, want %d", i, status, body, want)
+			}
+		}
+		// Another Ingress with the same limit has its own buckets.
+		for i, want := range []int{200, 200, 429} {
+			if status, _, body := builtinGet(t, g, "shortcut2.test"); status != want {
+				t.Fatalf("second Ingress, request %d: %d %q, want %d", i, status, body, want)
 			}
 		}
 	})
