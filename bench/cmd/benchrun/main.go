@@ -70,7 +70,7 @@ func main() {
 		return nil
 	})
 	list := flag.Bool("list", false, "list the targets and exit")
-	rerender := flag.String("render", "", "render a saved results.json again, with the -note sentences added (to -md, or stdout), and exit")
+	rerender := flag.String("render", "", "render saved results.json files (comma-separated) as one report, with the -note sentences added (to -md, or stdout), and exit")
 	flag.Parse()
 	if *rerender != "" {
 		if err := renderSaved(*rerender, o.md, o.notes); err != nil {
@@ -348,16 +348,46 @@ func raiseNoFile() {
 	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
 }
 
-// renderSaved renders a results.json written by an earlier run, with
-// notes added to its own (a reading of the results, written afterwards).
-func renderSaved(file, md string, notes []string) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
+// renderSaved renders results.json files written by earlier runs as one
+// report (comma-separated: the runs are added up; a scenario of a later
+// file replaces the same scenario of an earlier one), with notes added (a
+// reading of the results, written afterwards).
+func renderSaved(files, md string, notes []string) error {
 	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+	for i, file := range strings.Split(files, ",") {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if i == 0 {
+			rep = r
+			continue
+		}
+		rep.Command += "\n" + r.Command
+		rep.Finished = r.Finished
+		rep.Missing = append(rep.Missing, r.Missing...)
+		rep.Runs = append(rep.Runs, r.Runs...)
+		rep.MTLS = append(rep.MTLS, r.MTLS...)
+		rep.Notes = append(rep.Notes, r.Notes...)
+		if len(r.Idle) > 0 {
+			rep.Idle = r.Idle
+		}
+		if len(r.Profiles) > 0 {
+			rep.Profiles = r.Profiles
+		}
+		if r.Hosts != nil {
+			rep.Hosts = r.Hosts
+		}
+		if r.Reload != nil {
+			rep.Reload = r.Reload
+		}
+		if r.Limit != nil {
+			rep.Limit = r.Limit
+		}
 	}
 	rep.Notes = append(rep.Notes, notes...)
 	if md == "" {

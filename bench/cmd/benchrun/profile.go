@@ -15,12 +15,12 @@ import (
 type profile struct {
 	Target string
 	RPS    float64
-	// Samples is how many 499 Hz samples perf took over the run: 499 ×
-	// seconds means one whole core.
-	Samples int
-	Seconds float64
-	DSO     string // perf report --sort dso
-	Top     string // perf report --children --sort symbol, user-space symbols
+	// CPUSeconds is perf's event count (cpu-clock counts nanoseconds of
+	// CPU): CPUSeconds ÷ Seconds is the share of one core the process got.
+	CPUSeconds float64
+	Seconds    float64
+	DSO        string // perf report --sort dso
+	Top        string // perf report --children --sort symbol, user-space symbols
 }
 
 // profileScenario records a CPU profile of each Sluice target over HTTP.
@@ -75,23 +75,30 @@ func profileScenario(ctx context.Context, l *lab, o options, ts []target, logf f
 				return profile{}, err
 			}
 			pr.Top = strings.Join(firstLines(top, 45, func(s string) bool { return strings.Contains(s, "[.]") }), "\n")
-			for _, line := range strings.Split(dso, "\n") {
-				if strings.HasPrefix(line, "# Samples:") {
-					f := strings.Fields(line)
-					if len(f) >= 3 {
-						pr.Samples, _ = strconv.Atoi(f[2])
-					}
-				}
-			}
+			pr.CPUSeconds = eventSeconds(dso)
 			return pr, nil
 		}()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)
 		}
-		logf("profile %s: %d samples in %.0fs, %.0f req/s", pr.Target, pr.Samples, pr.Seconds, pr.RPS)
+		logf("profile %s: %.2f CPU seconds in %.0fs, %.0f req/s", pr.Target, pr.CPUSeconds, pr.Seconds, pr.RPS)
 		out = append(out, pr)
 	}
 	return out, nil
+}
+
+// eventSeconds reads "# Event count (approx.): N" of a cpu-clock report:
+// N nanoseconds of CPU.
+func eventSeconds(report string) float64 {
+	for _, line := range strings.Split(report, "\n") {
+		if v, ok := strings.CutPrefix(line, "# Event count (approx.): "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return n / 1e9
+			}
+		}
+	}
+	return 0
 }
 
 func perfReport(data string, args ...string) (string, error) {
