@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -167,5 +168,41 @@ func TestRender(t *testing.T) {
 		if !strings.Contains(got, s) {
 			t.Errorf("render: no %q", s)
 		}
+	}
+}
+
+// TestRenderSavedMerges: two saved runs render as one report, the rounds
+// of the second numbered after those of the first, notes added.
+func TestRenderSavedMerges(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, rep report) string {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	one := []run{{Round: 1, Proto: "http", Target: "direct", RPS: 100, Requests: 500}, {Round: 1, Proto: "http", Target: "sluice", RPS: 50, Requests: 250, CPUSec: 1}}
+	a := write("a.json", report{Command: "benchrun a", Runs: one})
+	b := write("b.json", report{Command: "benchrun b", Runs: one, Reload: &reloadResult{Rewrites: 3, Applied: 3}})
+	md := filepath.Join(dir, "out.md")
+	if err := renderSaved(a+","+b, md, []string{"a note"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"benchrun a\nbenchrun b", "medians of 2 rounds", "| 2 | 0.50 |", "| 3 | 3 |", "a note"} {
+		if !strings.Contains(string(out), s) {
+			t.Errorf("merged report has no %q:\n%s", s, out)
+		}
+	}
+	if err := renderSaved(filepath.Join(dir, "missing.json"), md, nil); err == nil {
+		t.Error("a missing file: no error")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -370,8 +371,19 @@ func renderSaved(files, md string, notes []string) error {
 		rep.Command += "\n" + r.Command
 		rep.Finished = r.Finished
 		rep.Missing = append(rep.Missing, r.Missing...)
-		rep.Runs = append(rep.Runs, r.Runs...)
-		rep.MTLS = append(rep.MTLS, r.MTLS...)
+		// Rounds of a later file come after those of the earlier ones.
+		last := 0
+		for _, x := range append(slices.Clone(rep.Runs), rep.MTLS...) {
+			last = max(last, x.Round)
+		}
+		for _, x := range r.Runs {
+			x.Round += last
+			rep.Runs = append(rep.Runs, x)
+		}
+		for _, x := range r.MTLS {
+			x.Round += last
+			rep.MTLS = append(rep.MTLS, x)
+		}
 		rep.Notes = append(rep.Notes, r.Notes...)
 		if len(r.Idle) > 0 {
 			rep.Idle = r.Idle
