@@ -206,3 +206,24 @@ func TestRenderSavedMerges(t *testing.T) {
 		t.Error("a missing file: no error")
 	}
 }
+
+func TestSelectTargets(t *testing.T) {
+	names := func(ts []target) string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	all, err := selectTargets("")
+	if err != nil || len(all) != len(targets()) {
+		t.Errorf("empty list: %d targets, %v; want all %d", len(all), err, len(targets()))
+	}
+	some, err := selectTargets("nginx, direct,sluice")
+	if err != nil || names(some) != "direct,sluice,nginx" {
+		t.Errorf("got %q, %v; want direct,sluice,nginx in targets() order", names(some), err)
+	}
+	if _, err := selectTargets("sluice,envoy"); err == nil || !strings.Contains(err.Error(), `no target "envoy"`) {
+		t.Errorf("unknown target: %v", err)
+	}
+}

@@ -162,18 +162,12 @@ func benchmark(ctx context.Context, o options) error {
 	rep.Machine = describeMachine(l)
 	var wrkLog strings.Builder
 
-	var ts []target
-	want := map[string]bool{}
-	for _, n := range strings.Split(o.targets, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			want[n] = true
-		}
+	ts, err := selectTargets(o.targets)
+	if err != nil {
+		return err
 	}
-	for _, t := range targets() {
-		if len(want) > 0 && !want[t.Name] {
-			continue
-		}
-		delete(want, t.Name)
+	var available []target
+	for _, t := range ts {
 		if t.Bin != "" {
 			if _, err := exec.LookPath(t.Bin); err != nil {
 				rep.Missing = append(rep.Missing, fmt.Sprintf("%s: %s is not installed", t.Name, t.Bin))
@@ -181,11 +175,9 @@ func benchmark(ctx context.Context, o options) error {
 				continue
 			}
 		}
-		ts = append(ts, t)
+		available = append(available, t)
 	}
-	for n := range want {
-		return fmt.Errorf("-targets: no target %q (see -list)", n)
-	}
+	ts = available
 	protos := strings.Split(o.protos, ",")
 
 	for round := 1; round <= o.rounds; round++ {
@@ -269,6 +261,29 @@ func benchmark(ctx context.Context, o options) error {
 		fmt.Print(md)
 	}
 	return nil
+}
+
+// selectTargets returns the targets named in list (comma-separated, in
+// targets() order), or all of them for an empty list.
+func selectTargets(list string) ([]target, error) {
+	want := map[string]bool{}
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	all := len(want) == 0
+	var out []target
+	for _, t := range targets() {
+		if all || want[t.Name] {
+			out = append(out, t)
+			delete(want, t.Name)
+		}
+	}
+	for n := range want {
+		return nil, fmt.Errorf("-targets: no target %q (see -list)", n)
+	}
+	return out, nil
 }
 
 // measureTarget starts t (except the shared upstream), checks it serves
