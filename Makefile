@@ -52,10 +52,12 @@ filters-test:
 # Every Go microbenchmark; the previous run's results are kept as
 # bin/bench-old.txt and compared with benchstat (installed into bin/).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@latest
+# A failed run keeps the previous results (its output: bin/bench-run.txt).
 bench-go: $(BIN)/benchstat
-	@mkdir -p $(BIN)
+	@echo "bench-go: running every benchmark, 6 times (output in $(BIN)/bench-run.txt)"
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... ./filters/ > $(BIN)/bench-run.txt || { cat $(BIN)/bench-run.txt; exit 1; }
 	@if [ -f $(BIN)/bench-new.txt ]; then mv $(BIN)/bench-new.txt $(BIN)/bench-old.txt; fi
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./core/... ./wasm/... ./filters/ > $(BIN)/bench-new.txt || { cat $(BIN)/bench-new.txt; exit 1; }
+	@mv $(BIN)/bench-run.txt $(BIN)/bench-new.txt
 	@if [ -f $(BIN)/bench-old.txt ]; then $(BIN)/benchstat $(BIN)/bench-old.txt $(BIN)/bench-new.txt; else $(BIN)/benchstat $(BIN)/bench-new.txt; echo "bench-go: first run, nothing to compare with yet"; fi
 
 $(BIN)/benchstat:
