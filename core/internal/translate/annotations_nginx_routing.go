@@ -459,7 +459,7 @@ func checkRewriteTarget(_, v string) (string, string) {
 	case strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return "", "contains white space or a control character"
 	}
-	if m := nginxVarRE.FindString(v); m != "" {
+	if nginxVarRE.MatchString(v) {
 		return "", "uses an nginx variable; only the groups $1..$9 are supported"
 	}
 	return v, ""
