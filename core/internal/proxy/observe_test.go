@@ -282,3 +282,26 @@ func BenchmarkProxyObserved(b *testing.B) {
 		b.Fatal("the Observer saw no request")
 	}
 }
+
+// FuzzRequestID: whatever a trusted peer sends, the request leaves with
+// exactly one id: the one sent when it is 1..128 visible ASCII characters,
+// else a new one.
+func FuzzRequestID(f *testing.F) {
+	for _, s := range []string{"", "abc", "a b", "caf\xe9", strings.Repeat("x", 129), "0af7651916cd43dd8448eb211c80319c", "\x00", "~!@#"} {
+		f.Add(s)
+	}
+	h := New(Options{RequestIDTrusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	f.Fuzz(func(t *testing.T, v string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "192.0.2.7:4000"
+		r.Header["X-Request-Id"] = []string{v}
+		id := h.requestID(r)
+		if got := r.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != id {
+			t.Fatalf("header %q, id %q", got, id)
+		}
+		keep := len(v) >= 1 && len(v) <= 128 && !strings.ContainsFunc(v, func(c rune) bool { return c <= ' ' || c > '~' })
+		if keep && id != v || !keep && !hexID.MatchString(id) {
+			t.Fatalf("sent %q, got id %q", v, id)
+		}
+	})
+}
