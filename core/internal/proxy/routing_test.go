@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 
@@ -366,5 +367,32 @@ func TestRoutingHammer(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestLocalAnswersAfterAdmit: the route's source ranges apply before the
+// gateway answers a redirect or a preflight itself.
+func TestLocalAnswersAfterAdmit(t *testing.T) {
+	b := backend("default/a:80", addr(echoBackend(t, "a")))
+	deny := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	redir := prefix("/r", b)
+	redir.Redirect = &model.Redirect{URL: "https://x.example/", Code: 301}
+	redir.Traffic = &model.Traffic{DenySources: deny}
+	cors := prefix("/c", b)
+	cors.CORS = &model.CORS{AllowOrigins: []string{"*"}, AllowMethods: "GET", AllowHeaders: "X-A"}
+	cors.Traffic = &model.Traffic{DenySources: deny}
+	g := newGateway(t, Options{})
+	g.load(t, &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{redir, cors}}}})
+	if r := g.get(t, "x.test", "/r"); r.code != 403 || r.hdr.Get("Location") != "" {
+		t.Errorf("redirect from a denied client: %d %v", r.code, r.hdr)
+	}
+	req, err := http.NewRequest("OPTIONS", g.srv.URL+"/c", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "x.test"
+	req.Header.Set("Origin", "https://a.example")
+	if r := do(t, g.srv.Client(), req); r.code != 403 {
+		t.Errorf("preflight from a denied client: %d %v", r.code, r.hdr)
 	}
 }
