@@ -129,7 +129,8 @@ func New(opts Options) (*Gateway, error) {
 	g.initObservability(cfg) // metrics.go
 	g.proxy = proxy.New(proxy.Options{Logger: g.log, AccessLog: cfg.Log.Access,
 		AccessLogger: accessLogger(cfg, g), AccessFields: cfg.Log.AccessFields,
-		RequestIDTrusted: cfg.RequestID.TrustedRequestIDPeers(), Observer: g.obs.metrics})
+		RequestIDTrusted: cfg.RequestID.TrustedRequestIDPeers(), Observer: g.obs.metrics,
+		TrustedProxies: cfg.Proxy.TrustedPeers()})
 	if err := g.initTLS(cfg); err != nil {
 		return nil, err
 	}
@@ -158,7 +159,8 @@ func translateOptions(cfg *config.Config) translate.Options {
 			_, builtin := builtins.Module(name) // built-in filters (issue 5)
 			return ok || plugin || builtin
 		},
-		Balancer: model.Balancer(cfg.Upstream.Balancer),
+		TrustedProxies: cfg.Proxy.TrustedPeers(), // for the annotations' rate limits
+		Balancer:       model.Balancer(cfg.Upstream.Balancer),
 		Timeouts: model.Timeouts{
 			Connect:  cfg.Upstream.ConnectTimeout,
 			Response: cfg.Upstream.ResponseTimeout,
@@ -403,6 +405,7 @@ func (g *Gateway) noteRestartOnly(old, next *config.Config) {
 		"log.access_format":          old.Log.AccessFormat != next.Log.AccessFormat,
 		"log.access_fields":          !slices.Equal(old.Log.AccessFields, next.Log.AccessFields),
 		"request_id.trusted_proxies": !slices.Equal(old.RequestID.TrustedProxies, next.RequestID.TrustedProxies),
+		"proxy.trusted_proxies":      !slices.Equal(old.Proxy.TrustedProxies, next.Proxy.TrustedProxies),
 		"admin":                      old.Admin != next.Admin,
 		"server":                     old.Server != next.Server,
 		"tls":                        tlsRestartOnly(old, next),

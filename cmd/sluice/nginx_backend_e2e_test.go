@@ -302,3 +302,54 @@ data:
 		}
 	})
 }
+
+// TestNginxTrustedProxyThroughGateway: with proxy.trusted_proxies, a
+// trusted peer's X-Forwarded-For decides the client for source ranges and
+// for the rate limits the annotations set; the right-most untrusted
+// address counts, so a client cannot prepend a forged one.
+func TestNginxTrustedProxyThroughGateway(t *testing.T) {
+	be := startBackend(t, "web", nil)
+	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\nproxy:\n  trusted_proxies: [127.0.0.1]\n")
+	dir := t.TempDir()
+	const n = "nginx.ingress.kubernetes.io/"
+	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be))
+	writeFile(t, filepath.Join(dir, "routes.yaml"), strings.Join([]string{
+		nginxIngress("ranges", "ranges.test", "web", n+`allowlist-source-range: "10.0.0.0/8"`, n+`denylist-source-range: "10.9.0.0/16"`),
+		nginxIngress("limited", "limited.test", "web", `sluice.io/rate-limit: "1/m burst=1"`),
+	}, "---\n"))
+	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
+	waitUntil(t, 4*time.Minute, "the rate-limited route", func() bool {
+		status, _, _, err := tryBuiltinGet(g, "limited.test", "X-Forwarded-For", "192.0.2.99")
+		return err == nil && status == 200
+	})
+
+	for _, tc := range []struct {
+		xff  string
+		want int
+	}{
+		{"", 403},                    // the peer itself, 127.0.0.1
+		{"10.1.2.3", 200},            // the client behind the trusted proxy
+		{"10.9.1.1", 403},            // denied
+		{"10.1.2.3, 192.0.2.1", 403}, // right-most untrusted: 192.0.2.1
+		{"192.0.2.1, 10.1.2.3", 200}, // a forged left part changes nothing
+		{"10.1.2.3, 127.0.0.1", 200}, // trusted hops are skipped
+	} {
+		var hdr []string
+		if tc.xff != "" {
+			hdr = []string{"X-Forwarded-For", tc.xff}
+		}
+		if status, _, body := builtinGet(t, g, "ranges.test", hdr...); status != tc.want {
+			t.Errorf("X-Forwarded-For %q: %d %q, want %d", tc.xff, status, body, tc.want)
+		}
+	}
+	// One bucket per client behind the proxy.
+	for i, tc := range []struct {
+		client string
+		want   int
+	}{{"10.0.0.1", 200}, {"10.0.0.1", 429}, {"10.0.0.2", 200}, {"10.0.0.2", 429}} {
+		if status, _, body := builtinGet(t, g, "limited.test", "X-Forwarded-For", tc.client); status != tc.want {
+			t.Errorf("request %d from %s: %d %q, want %d", i, tc.client, status, body, tc.want)
+		}
+	}
+}

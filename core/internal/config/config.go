@@ -56,6 +56,8 @@ type Config struct {
 	// Admin and RequestID: observability.go.
 	Admin     Admin     `koanf:"admin"`
 	RequestID RequestID `koanf:"request_id"`
+	// Proxy: trusted proxies (proxy.go).
+	Proxy Proxy `koanf:"proxy"`
 }
 
 // Log configures the process log and the access log.
@@ -395,6 +397,7 @@ func (c *Config) Validate() error {
 	c.TLS.validate(bad)
 	c.RateLimit.validate(bad) // ratelimit.go
 	c.validateObservability(bad)
+	c.validateProxy(bad)
 	errs = append(errs, c.validateFilters()...)
 	errs = append(errs, c.validatePlugins()...)
 	errs = append(errs, c.validateKube()...)

@@ -182,7 +182,7 @@ func (b *builder) addTraffic(ing *networkingv1.Ingress, src model.ObjectRef) {
 	if limits, f, err := b.rateLimits(ing, src); err != nil {
 		deny(f, err)
 	} else if len(limits) > 0 {
-		pre = append(pre, model.FilterRef{Name: "ratelimit", Config: rateLimitConfig(limits, src)})
+		pre = append(pre, model.FilterRef{Name: "ratelimit", Config: rateLimitConfig(limits, src, b.opts.TrustedProxies)})
 	}
 	if fwd := b.forwardClientCert(ing, src); fwd != "" {
 		cfg, _ := json.Marshal(map[string]string{"forward": fwd})
@@ -471,7 +471,8 @@ func (b *builder) rateLimits(ing *networkingv1.Ingress, src model.ObjectRef) ([]
 // ("i" and 10 hex digits of a digest of namespace/name, then "-" and its
 // index): every Ingress has its own buckets, as in ingress-nginx, and the
 // name that clients see in RateLimit-Policy does not reveal the Ingress.
-func rateLimitConfig(limits []RateLimit, src model.ObjectRef) json.RawMessage {
+// trusted are the proxies whose X-Forwarded-For the client_ip key believes.
+func rateLimitConfig(limits []RateLimit, src model.ObjectRef, trusted []netip.Prefix) json.RawMessage {
 	type limit struct {
 		Name   string `json:"name"`
 		Rate   int    `json:"rate"`
@@ -485,7 +486,14 @@ func rateLimitConfig(limits []RateLimit, src model.ObjectRef) json.RawMessage {
 	for i, l := range limits {
 		ls[i] = limit{Name: scope + "-" + strconv.Itoa(i), Rate: l.Rate, Period: l.Period.String(), Burst: l.Burst, Key: l.Key}
 	}
-	out, _ := json.Marshal(map[string][]limit{"limits": ls}) // plain structs: cannot fail
+	cfg := struct {
+		Limits         []limit  `json:"limits"`
+		TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	}{Limits: ls}
+	for _, p := range trusted {
+		cfg.TrustedProxies = append(cfg.TrustedProxies, p.String())
+	}
+	out, _ := json.Marshal(cfg) // plain structs: cannot fail
 	return out
 }
 

@@ -19,6 +19,7 @@ package translate
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -70,6 +71,10 @@ type Options struct {
 	// defined (a built-in or named in the config file). Nil accepts every
 	// name; the gateway then reports unknown ones when it builds chains.
 	KnownFilters func(name string) bool
+	// TrustedProxies are the peers whose X-Forwarded-For the rate limits
+	// that annotations set (limit-rps, sluice.io/rate-limit) believe, as
+	// the proxy does (proxy.trusted_proxies).
+	TrustedProxies []netip.Prefix
 	// Now is the instant certificate validity is checked against. Zero means
 	// time.Now() at the call; set it for a fully reproducible result.
 	Now time.Time
