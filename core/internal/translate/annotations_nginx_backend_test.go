@@ -1,10 +1,12 @@
 package translate_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/core/internal/manifest"
 	"github.com/sluicegw/sluice/core/internal/translate"
 )
 
@@ -147,4 +149,36 @@ func FuzzParseSourceRange(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The rate limits of the annotations believe the proxies the proxy does.
+func TestRateLimitTrustedProxies(t *testing.T) {
+	in, warnings := manifest.Decode("rl.yaml", []byte(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    nginx.ingress.kubernetes.io/limit-rps: "3"
+spec:
+  ingressClassName: sluice
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+`))
+	if len(warnings) != 0 {
+		t.Fatal(warnings)
+	}
+	snap, _ := translate.Translate(in, translate.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}})
+	r := snap.Hosts[0].Routes[0]
+	if len(r.Filters) != 1 || r.Filters[0].Name != "ratelimit" {
+		t.Fatalf("filters %+v", r.Filters)
+	}
+	want := `{"limits":[{"name":"i` // the name is per Ingress
+	got := string(r.Filters[0].Config)
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, `"rate":3,"period":"1s","burst":15,"key":"client_ip"}],"trusted_proxies":["10.0.0.0/8","192.0.2.1/32"]}`) {
+		t.Fatalf("config %s", got)
+	}
 }
