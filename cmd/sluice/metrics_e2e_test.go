@@ -306,3 +306,13 @@ endpoints:
 		t.Errorf("%d sluice_ series for 5 Ingresses: cardinality is not bounded by the configuration", total)
 	}
 }
+
+// TestAdminTokenRequiredOffLoopback: an admin listener on the network
+// without admin.token does not start, and the error names the key.
+func TestAdminTokenRequiredOffLoopback(t *testing.T) {
+	var out, errOut strings.Builder
+	code := run([]string{"run", "--manifests", t.TempDir(), "--admin-addr", "0.0.0.0:0"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), `config key admin.token: must be set when admin_addr ("0.0.0.0:0") is not a loopback address`) {
+		t.Errorf("sluice run --admin-addr 0.0.0.0:0 = %d %q, want 2 naming admin.token", code, out.String()+errOut.String())
+	}
+}

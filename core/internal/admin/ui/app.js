@@ -5,6 +5,8 @@
 "use strict";
 
 const tokenKey = "sluice-admin-token";
+let asked = false; // the token prompt was shown and cancelled
+let timer;
 
 function takeToken() {
   const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
@@ -21,11 +23,16 @@ async function api(path) {
   if (token) headers["Authorization"] = "Bearer " + token;
   const resp = await fetch(path, { headers, cache: "no-store" });
   if (resp.status === 401) {
-    const t = prompt("Admin token (admin.token):");
+    // Ask once; a cancelled prompt stops the refreshes until a reload.
+    const t = asked ? null : prompt("Admin token (admin.token):");
+    asked = true;
     if (t) {
       sessionStorage.setItem(tokenKey, t);
+      asked = false;
       return api(path);
     }
+    clearInterval(timer);
+    throw new Error("unauthorized: open this page with #token=… (admin.token)");
   }
   if (!resp.ok) throw new Error(path + ": " + resp.status + " " + resp.statusText);
   return resp.json();
@@ -121,8 +128,10 @@ function renderWarnings(w) {
 async function refresh() {
   const status = document.getElementById("status");
   try {
-    const [routes, certs, filters, warnings] = await Promise.all([
-      api("/api/routes"), api("/api/certificates"), api("/api/filters"), api("/api/warnings")]);
+    // Routes first, alone: a missing token is asked for once, not four times.
+    const routes = await api("/api/routes");
+    const [certs, filters, warnings] = await Promise.all([
+      api("/api/certificates"), api("/api/filters"), api("/api/warnings")]);
     renderRoutes(routes);
     renderCertificates(certs);
     renderFilters(filters);
@@ -137,4 +146,4 @@ async function refresh() {
 }
 
 refresh();
-setInterval(refresh, 5000);
+timer = setInterval(refresh, 5000);
