@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/core/internal/certstore"
+	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/metrics"
+	"github.com/sluicegw/sluice/core/internal/model"
 	"github.com/sluicegw/sluice/internal/testcert"
 	"github.com/sluicegw/sluice/wasm"
 )
@@ -106,5 +109,61 @@ func writeTestFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServedCertificates: static certificates come from the served state
+// (Secrets and tls.certificates files), managed ones from the storage; the
+// list is cached until the state changes.
+func TestServedCertificates(t *testing.T) {
+	ca, err := testcert.CA("Secret CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAfter := time.Now().Add(200 * 24 * time.Hour).Truncate(time.Second)
+	leaf, err := testcert.Leaf(ca, []string{"static.example", "www.static.example"}, testcert.Options{NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &model.Snapshot{
+		Hosts: []*model.VirtualHost{{Name: "static.example", TLS: true}, {Name: "managed.example", TLS: true}},
+		Certificates: []*model.Certificate{{Source: model.ObjectRef{Kind: "Secret", Namespace: "default", Name: "static-tls"},
+			Hosts: []string{"static.example"}, NotAfter: notAfter, CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}},
+	}
+	certs, errs := certstore.Build(snap.Certificates)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	g := &Gateway{}
+	g.obs.storage = t.TempDir()
+	st := &state{cfg: config.Default(), snap: snap, certs: certs}
+	g.live.Store(st)
+	got := g.servedCertificates()
+	if len(got) != 1 {
+		t.Fatalf("%d certificates, want the static one: %+v", len(got), got)
+	}
+	if c := got[0]; c.kind != "static" || c.source != "Secret default/static-tls" || c.issuer != "Secret CA" ||
+		!slices.Equal(c.names, []string{"static.example", "www.static.example"}) || !c.notAfter.Equal(notAfter) {
+		t.Errorf("static: %+v", c)
+	}
+	// The managed certificate appears in the storage: seen after the cache
+	// (same state) expires or the state changes.
+	mleaf, err := testcert.Leaf(ca, []string{"managed.example"}, testcert.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := filepath.Join(g.obs.storage, "certificates", "sluice-local", "managed.example")
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(d, "managed.example.crt"), mleaf.CertPEM)
+	if n := len(g.servedCertificates()); n != 1 {
+		t.Errorf("%d certificates from the cache, want 1", n)
+	}
+	next := *st
+	g.live.Store(&next)
+	got = g.servedCertificates()
+	if len(got) != 2 || got[1].kind != "managed" || got[1].names[0] != "managed.example" {
+		t.Errorf("after a new state: %+v", got)
 	}
 }
