@@ -160,6 +160,7 @@ func translateOptions(cfg *config.Config) translate.Options {
 			return ok || plugin || builtin
 		},
 		TrustedProxies: cfg.Proxy.TrustedPeers(), // for the annotations' rate limits
+		MaxBodyBytes:   cfg.Proxy.MaxBodyBytes(),
 		Balancer:       model.Balancer(cfg.Upstream.Balancer),
 		Timeouts: model.Timeouts{
 			Connect:  cfg.Upstream.ConnectTimeout,

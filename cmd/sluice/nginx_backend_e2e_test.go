@@ -306,17 +306,20 @@ data:
 // TestNginxTrustedProxyThroughGateway: with proxy.trusted_proxies, a
 // trusted peer's X-Forwarded-For decides the client for source ranges and
 // for the rate limits the annotations set; the right-most untrusted
-// address counts, so a client cannot prepend a forged one.
+// address counts, so a client cannot prepend a forged one. Also
+// proxy.max_body_size, the body limit of Ingresses that set none.
 func TestNginxTrustedProxyThroughGateway(t *testing.T) {
 	be := startBackend(t, "web", nil)
 	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
-	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\nproxy:\n  trusted_proxies: [127.0.0.1]\n")
+	writeFile(t, cfgFile, "wasm:\n  cache_dir: "+wazeroCache+"\nproxy:\n  trusted_proxies: [127.0.0.1]\n  max_body_size: 1k\n")
 	dir := t.TempDir()
 	const n = "nginx.ingress.kubernetes.io/"
 	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("web", be))
 	writeFile(t, filepath.Join(dir, "routes.yaml"), strings.Join([]string{
 		nginxIngress("ranges", "ranges.test", "web", n+`allowlist-source-range: "10.0.0.0/8"`, n+`denylist-source-range: "10.9.0.0/16"`),
 		nginxIngress("limited", "limited.test", "web", `sluice.io/rate-limit: "1/m burst=1"`),
+		nginxIngress("default-size", "defaultsize.test", "web"),
+		nginxIngress("unlimited", "unlimited.test", "web", n+`proxy-body-size: "0"`),
 	}, "---\n"))
 	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
 	waitUntil(t, 4*time.Minute, "the rate-limited route", func() bool {
@@ -341,6 +344,13 @@ func TestNginxTrustedProxyThroughGateway(t *testing.T) {
 		}
 		if status, _, body := builtinGet(t, g, "ranges.test", hdr...); status != tc.want {
 			t.Errorf("X-Forwarded-For %q: %d %q, want %d", tc.xff, status, body, tc.want)
+		}
+	}
+	// proxy.max_body_size is the limit of Ingresses that set none.
+	for host, want := range map[string]int{"defaultsize.test": 413, "unlimited.test": 200} {
+		resp, body := nginxDo(t, g, "POST", host, strings.NewReader(strings.Repeat("x", 2048)), 2048)
+		if resp.StatusCode != want {
+			t.Errorf("%s: 2 KiB body: %d %q, want %d", host, resp.StatusCode, body, want)
 		}
 	}
 	// One bucket per client behind the proxy.

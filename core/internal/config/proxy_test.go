@@ -32,3 +32,22 @@ func TestProxyTrustedProxies(t *testing.T) {
 		t.Fatal("proxy.trusted_proxies is not a known key")
 	}
 }
+
+func TestProxyMaxBodySize(t *testing.T) {
+	c := Default()
+	c.Manifests = "/tmp"
+	for v, want := range map[string]int64{"": 0, "0": 0, "1m": 1 << 20, "4096": 4096} {
+		c.Proxy.MaxBodySize = v
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if got := c.Proxy.MaxBodyBytes(); got != want {
+			t.Errorf("%q: %d bytes, want %d", v, got, want)
+		}
+	}
+	c.Proxy.MaxBodySize = "1mb"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `config key proxy.max_body_size: "1mb" is not a size`) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"reflect"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/sluicegw/sluice/core/internal/bytesize"
 	"github.com/sluicegw/sluice/core/internal/model"
 )
 
@@ -127,7 +127,7 @@ func annKeyField(k string) string { return fmt.Sprintf("metadata.annotations[%q]
 // Ingress's routes answer 503, as ingress-nginx denies such a location.
 func (b *builder) addTraffic(ing *networkingv1.Ingress, src model.ObjectRef) {
 	b.traffic = nil
-	var tr model.Traffic
+	tr := model.Traffic{MaxBodyBytes: b.opts.MaxBodyBytes}
 	ignore := func(field string, err error) {
 		b.warn(src, fmt.Sprintf("%s: %v; ignored", field, err))
 	}
@@ -216,27 +216,7 @@ func parseNginxProtocol(v string) (model.Protocol, error) {
 // ParseSize reads a size in nginx syntax: a number of bytes with an
 // optional unit k, m or g (either case, powers of 1024). "0" means no
 // limit.
-func ParseSize(v string) (int64, error) {
-	num, shift := v, 0
-	if v != "" {
-		switch v[len(v)-1] {
-		case 'k', 'K':
-			num, shift = v[:len(v)-1], 10
-		case 'm', 'M':
-			num, shift = v[:len(v)-1], 20
-		case 'g', 'G':
-			num, shift = v[:len(v)-1], 30
-		}
-	}
-	if num == "" || strings.TrimLeft(num, "0123456789") != "" {
-		return 0, fmt.Errorf("%q is not a size (bytes, or a number with k, m or g: 8m, 512k, 0 for no limit)", v)
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n > math.MaxInt64>>shift {
-		return 0, fmt.Errorf("%q is too large a size", v)
-	}
-	return n << shift, nil
-}
+func ParseSize(v string) (int64, error) { return bytesize.Parse(v) }
 
 func parseTimeout(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)

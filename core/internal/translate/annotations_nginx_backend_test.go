@@ -182,3 +182,45 @@ spec:
 		t.Fatalf("config %s", got)
 	}
 }
+
+// Options.MaxBodyBytes (proxy.max_body_size) is the limit of the routes
+// whose Ingress sets none; "0" on an Ingress lifts it.
+func TestDefaultBodySize(t *testing.T) {
+	ing := func(name, size string) string {
+		ann := ""
+		if size != "" {
+			ann = "\n  annotations: {nginx.ingress.kubernetes.io/proxy-body-size: \"" + size + "\"}"
+		}
+		return `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ` + name + ann + `
+spec:
+  ingressClassName: sluice
+  rules:
+  - host: ` + name + `.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+`
+	}
+	in, warnings := manifest.Decode("b.yaml", []byte(ing("plain", "")+"---\n"+ing("unlimited", "0")+"---\n"+ing("big", "8m")))
+	if len(warnings) != 0 {
+		t.Fatal(warnings)
+	}
+	snap, _ := translate.Translate(in, translate.Options{MaxBodyBytes: 1024})
+	got := map[string]int64{}
+	for _, h := range snap.Hosts {
+		if tr := h.Routes[0].Traffic; tr != nil {
+			got[h.Name] = tr.MaxBodyBytes
+		} else {
+			got[h.Name] = -1 // no policy at all
+		}
+	}
+	want := map[string]int64{"plain.example.com": 1024, "unlimited.example.com": -1, "big.example.com": 8 << 20}
+	for h, w := range want {
+		if got[h] != w {
+			t.Errorf("%s: max body %d, want %d", h, got[h], w)
+		}
+	}
+}

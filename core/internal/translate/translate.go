@@ -75,6 +75,9 @@ type Options struct {
 	// that annotations set (limit-rps, sluice.io/rate-limit) believe, as
 	// the proxy does (proxy.trusted_proxies).
 	TrustedProxies []netip.Prefix
+	// MaxBodyBytes is the request body limit of the routes whose Ingress
+	// sets none (proxy-body-size, sluice.io/max-body-size); 0 is no limit.
+	MaxBodyBytes int64
 	// Now is the instant certificate validity is checked against. Zero means
 	// time.Now() at the call; set it for a fully reproducible result.
 	Now time.Time
