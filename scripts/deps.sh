@@ -26,6 +26,6 @@ need_apt ip iproute2 # network namespaces: the cluster e2e backends
 need_apt redis-server redis-server # the rate-limit tests (filters, core/internal/redisstore)
 need_apt chromium chromium # the dashboard test (cmd/sluice/dashboard_e2e_test.go), headless
 need_apt wrk wrk # the benchmark harness smoke test (bench/bench_test.go)
-# kube-apiserver + etcd for the cluster e2e tests: built once (12-25 min
+# kube-apiserver + etcd (+ kubectl) for the cluster e2e tests: built once (12-25 min
 # cold), cached outside the repo (~/.cache/sluice/kube-assets), then reused.
 bash "$(dirname "$0")/kube-assets.sh" >/dev/null
