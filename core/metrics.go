@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"log/slog"
+	"net/http"
 	"os"
 	"path"
 	"slices"
@@ -100,6 +101,13 @@ func (g *Gateway) observeBuild(st *state, d time.Duration, err error) {
 	g.obs.metrics.BuildSucceeded(d, len(st.warnings), st.built)
 	g.obs.metrics.SetRoutes(st.snap)
 	g.obs.plugins.Store(g.plugins)
+}
+
+// observeAnswer counts a request a listener answered before routing.
+func (g *Gateway) observeAnswer(label string, r *http.Request, status int) {
+	if g.obs.metrics != nil {
+		g.obs.metrics.ObserveAnswer(label, r.Method, status)
+	}
 }
 
 // observeFilter counts a chain entry under its name.

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/sluicegw/sluice/core/internal/config"
+	"github.com/sluicegw/sluice/core/internal/metrics"
 	"github.com/sluicegw/sluice/core/internal/model"
 	"github.com/sluicegw/sluice/core/internal/tlsmgr"
 )
@@ -335,6 +336,7 @@ func (g *Gateway) plainHandler(next http.Handler) http.Handler {
 					target = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
 				}
 				http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)
+				g.observeAnswer(metrics.RouteHTTPSRedirect, r, http.StatusPermanentRedirect) // metrics.go
 				return
 			}
 		}
@@ -359,6 +361,7 @@ func (g *Gateway) secureHandler(next http.Handler) http.Handler {
 			sp := st.policies.Lookup(r.TLS.ServerName)
 			if (hp != nil && hp.ClientAuth.Enabled()) || (sp != nil && sp.ClientAuth.Enabled()) {
 				http.Error(w, "421 misdirected request: the Host header must match the TLS server name on this host", http.StatusMisdirectedRequest)
+				g.observeAnswer(metrics.RouteMisdirected, r, http.StatusMisdirectedRequest) // metrics.go
 				return
 			}
 		}

@@ -147,12 +147,21 @@ endpoints:
       - {path: /, pathType: Prefix, backend: {service: {name: be, port: {number: 80}}}}
       - {path: /down, pathType: Prefix, backend: {service: {name: down, port: {number: 80}}}}
 `))
+	writeFile(t, filepath.Join(dir, "secure.yaml"), ingress("secure", `  tls:
+  - hosts: [secure.test]
+  rules:
+  - host: secure.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: be, port: {number: 80}}}}
+`))
 	writeFile(t, filepath.Join(dir, "loop.yaml"), filteredIngress("loop", "loop.test", "be", "name: looper"))
 	writeFile(t, filepath.Join(dir, "trap.yaml"), filteredIngress("trap", "trap.test", "be", "name: trap\nmodule: file://"+guest(t, "trap")+"\nfail: open"))
 	writeFile(t, filepath.Join(dir, "deny.yaml"), filteredIngress("deny", "deny.test", "be", "name: deny\nmodule: file://"+guest(t, "deny")))
 
 	g := startGateway(t, "--config", cfgFile, "--manifests", dir)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	t.Cleanup(client.CloseIdleConnections)
 	do := func(method, host, path string, hdr ...string) *http.Response {
 		t.Helper()
@@ -193,6 +202,7 @@ endpoints:
 		wantStatus(do("GET", "trap.test", "/", "x-trap", "1"), 200) // trap, fail open
 	}
 	wantStatus(do("GET", "deny.test", "/"), 403)
+	wantStatus(do("GET", "secure.test", "/"), 308) // HTTP to HTTPS, before routing
 	// A client's X-Request-Id is replaced (no trusted proxy configured).
 	forged := do("GET", "plain.test", "/", "X-Request-Id", "forged")
 	if id := forged.Header.Get("X-Got-Request-Id"); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(id) {
@@ -214,8 +224,11 @@ endpoints:
 	g.waitLog(t, `"request_id":"`+traced[0]+`"`, `"traceparent":"`+traceparent+`"`, `"route":"Prefix /"`)
 
 	plain := "default/plain plain.test Prefix /"
-	waitUntil(t, 20*time.Second, "the local CA certificate of plain.test in /metrics", func() bool {
-		return metricValue(scrape(t, g), "sluice_certificate_expiry_timestamp_seconds", map[string]string{"name": "plain.test", "source": "managed"}) > 0
+	waitUntil(t, 20*time.Second, "the local CA certificates of plain.test and secure.test in /metrics", func() bool {
+		fams := scrape(t, g)
+		return metricValue(fams, "sluice_certificate_expiry_timestamp_seconds", map[string]string{"name": "plain.test", "source": "managed"}) > 0 &&
+			metricValue(fams, "sluice_certificate_expiry_timestamp_seconds", map[string]string{"name": "secure.test", "source": "managed"}) > 0 &&
+			metricValue(fams, "sluice_certificate_events_total", map[string]string{"event": "obtained"}) == 2
 	})
 	fams := scrape(t, g)
 	for _, c := range []struct {
@@ -241,9 +254,10 @@ endpoints:
 		{"sluice_filter_failures_total", map[string]string{"filter": "trap", "policy": "open"}, 3},
 		{"sluice_filter_failures_total", map[string]string{"filter": "looper", "policy": "closed"}, 1},
 		{"sluice_filter_handler_calls_total", map[string]string{"filter": "deny", "outcome": "answer", "code_class": "4xx"}, 1},
+		{"sluice_http_requests_total", map[string]string{"route": "https redirect", "method": "GET", "code_class": "3xx"}, 1},
 		{"sluice_snapshot_builds_total", map[string]string{"result": "success"}, 1},
 		{"sluice_snapshot_warnings", nil, 0},
-		{"sluice_certificate_events_total", map[string]string{"event": "obtained"}, 1},
+		{"sluice_certificate_events_total", map[string]string{"event": "obtained"}, 2},
 	} {
 		if got := metricValue(fams, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -303,7 +317,7 @@ endpoints:
 		}
 	}
 	if total > 400 {
-		t.Errorf("%d sluice_ series for 5 Ingresses: cardinality is not bounded by the configuration", total)
+		t.Errorf("%d sluice_ series for 6 Ingresses: cardinality is not bounded by the configuration", total)
 	}
 }
 

@@ -37,6 +37,9 @@ import (
 const (
 	RouteDefaultBackend = "default backend"
 	RouteNone           = "none" // no match, or no configuration yet
+	// Answered by the listener before routing (ObserveAnswer).
+	RouteHTTPSRedirect = "https redirect" // 308 to HTTPS
+	RouteMisdirected   = "misdirected"    // 421: Host is not the mTLS SNI
 )
 
 // Methods are the method label's values; any other method is "other".
@@ -110,6 +113,8 @@ type Metrics struct {
 	byBackend atomic.Pointer[sync.Map] // *model.Backend → *backendStats
 	none      *routeStats
 	defaultBE *routeStats
+	redirect  *routeStats
+	misdirect *routeStats
 
 	fmu     sync.Mutex
 	filters map[string]*filterCounts // filters.go
@@ -196,6 +201,8 @@ func New() *Metrics {
 	m.byBackend.Store(new(sync.Map))
 	m.none = &routeStats{label: RouteNone}
 	m.defaultBE = &routeStats{label: RouteDefaultBackend}
+	m.redirect = &routeStats{label: RouteHTTPSRedirect}
+	m.misdirect = &routeStats{label: RouteMisdirected}
 	rl := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_ratelimit_decisions_total",
 		Help: "Token bucket takes of the rate-limit filters, by decision: allowed, denied, error (store unreachable; the filter's on_unavailable decides).",
@@ -336,15 +343,7 @@ func (m *Metrics) backend(b *model.Backend) *backendStats {
 // ObserveRequest counts one finished request (proxy.Observer).
 func (m *Metrics) ObserveRequest(e proxy.Exchange) {
 	rs := m.route(&e)
-	mi, ci := methodIndex(e.Method), classIndex(e.Status)
-	c := rs.reqs[mi][ci].Load()
-	if c == nil {
-		c = &counter{m.requests.WithLabelValues(rs.label, Methods[mi], CodeClasses[ci])}
-		if !rs.reqs[mi][ci].CompareAndSwap(nil, c) {
-			c = rs.reqs[mi][ci].Load()
-		}
-	}
-	c.Inc()
+	rs.count(m, e.Method, e.Status)
 	d := rs.dur.Load()
 	if d == nil {
 		d = &observer{m.duration.WithLabelValues(rs.label)}
@@ -366,6 +365,32 @@ func (m *Metrics) ObserveRequest(e proxy.Exchange) {
 	case e.UpstreamError == proxy.UpstreamNoEndpoints:
 		m.backend(e.Backend).errs[2].Inc()
 	}
+}
+
+func (rs *routeStats) count(m *Metrics, method string, status int) {
+	mi, ci := methodIndex(method), classIndex(status)
+	c := rs.reqs[mi][ci].Load()
+	if c == nil {
+		c = &counter{m.requests.WithLabelValues(rs.label, Methods[mi], CodeClasses[ci])}
+		if !rs.reqs[mi][ci].CompareAndSwap(nil, c) {
+			c = rs.reqs[mi][ci].Load()
+		}
+	}
+	c.Inc()
+}
+
+// ObserveAnswer counts a request the listener answered before routing,
+// under the route label RouteHTTPSRedirect or RouteMisdirected (any other
+// label is counted as RouteNone).
+func (m *Metrics) ObserveAnswer(label, method string, status int) {
+	rs := m.none
+	switch label {
+	case RouteHTTPSRedirect:
+		rs = m.redirect
+	case RouteMisdirected:
+		rs = m.misdirect
+	}
+	rs.count(m, method, status)
 }
 
 // BuildSucceeded records a build that is served, with its warnings.

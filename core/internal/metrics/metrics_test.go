@@ -122,6 +122,9 @@ func TestObserveRequest(t *testing.T) {
 	} {
 		m.ObserveRequest(e)
 	}
+	m.ObserveAnswer(RouteHTTPSRedirect, "GET", 308)
+	m.ObserveAnswer(RouteHTTPSRedirect, "HEAD", 308)
+	m.ObserveAnswer(RouteMisdirected, "GET", 421)
 	shopL, cartL := "default/shop shop.example Prefix /", "default/shop shop.example Exact /cart"
 	for _, c := range []struct {
 		name   string
@@ -135,6 +138,9 @@ func TestObserveRequest(t *testing.T) {
 		{"sluice_http_requests_total", []string{"route", RouteDefaultBackend, "method", "GET", "code_class", "3xx"}, 1},
 		{"sluice_http_requests_total", []string{"route", RouteNone, "method", "GET", "code_class", "4xx"}, 1},
 		{"sluice_http_requests_total", []string{"route", RouteNone, "method", "GET", "code_class", "other"}, 1},
+		{"sluice_http_requests_total", []string{"route", RouteHTTPSRedirect, "method", "GET", "code_class", "3xx"}, 1},
+		{"sluice_http_requests_total", []string{"route", RouteHTTPSRedirect, "method", "HEAD", "code_class", "3xx"}, 1},
+		{"sluice_http_requests_total", []string{"route", RouteMisdirected, "method", "GET", "code_class", "4xx"}, 1},
 		{"sluice_http_request_duration_seconds", []string{"route", shopL}, 4},
 		{"sluice_http_request_duration_seconds", []string{"route", cartL}, 4},
 		{"sluice_upstream_response_duration_seconds", []string{"backend", "default/web:80"}, 3},
