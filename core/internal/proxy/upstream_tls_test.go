@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/sluicegw/sluice/core/internal/model"
@@ -126,5 +127,47 @@ func TestUpstreamTLSEviction(t *testing.T) {
 	}
 	if get("b") != b || len(u.keyed) != 2 {
 		t.Fatalf("the used transport was dropped (%d left)", len(u.keyed))
+	}
+}
+
+// Hammer: many goroutines asking for a few keys get one transport per key,
+// while eviction runs.
+func TestUpstreamTLSHammer(t *testing.T) {
+	u := newUpstreamTransports(Options{})
+	t.Cleanup(u.closeIdle)
+	var wg sync.WaitGroup
+	got := make([]map[string]*http.Transport, 16)
+	for g := range got {
+		got[g] = map[string]*http.Transport{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				key := fmt.Sprint("k", i%4)
+				tr, err := u.forTLS(&model.UpstreamTLS{Key: key}, i%2 == 0)
+				if err != nil || tr == nil {
+					t.Errorf("forTLS: %v, %v", tr, err)
+					return
+				}
+				if i%2 == 0 {
+					if prev, ok := got[g][key]; ok && prev != tr {
+						t.Errorf("key %s: two transports", key)
+						return
+					}
+					got[g][key] = tr
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for g := 1; g < len(got); g++ {
+		for k, tr := range got[g] {
+			if got[0][k] != tr {
+				t.Fatalf("goroutines %d and 0 got different transports for %s", g, k)
+			}
+		}
+	}
+	if len(u.keyed) != 8 {
+		t.Fatalf("%d transports, want 4 keys × 2 versions", len(u.keyed))
 	}
 }
