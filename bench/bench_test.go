@@ -36,7 +36,11 @@ func TestSmoke(t *testing.T) {
 	}
 	out := t.TempDir()
 	cmd := exec.Command(filepath.Join(bin, "benchrun"), "-bin", bin, "-rounds", "1", "-duration", "1s", "-warmup", "0",
-		"-targets", "direct,sluice", "-protos", "http", "-extras", "reload,ratelimit", "-reload-for", "3s", "-rate-limit", "50", "-out", out)
+		"-targets", "direct,sluice", "-protos", "http", "-extras", "reload,ratelimit", "-reload-for", "3s", "-rate-limit", "50", "-out", out,
+		// Compiled filters survive between test runs, as in cmd/sluice's
+		// e2e tests: a cold compile of the rate-limit module under -race
+		// load takes tens of seconds.
+		"-wasm-cache", filepath.Join(os.TempDir(), "sluice-bench-wazero-cache"))
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("benchrun: %v\n%s", err, b)

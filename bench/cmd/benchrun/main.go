@@ -44,6 +44,7 @@ type options struct {
 	hosts      int
 	reloadFor  time.Duration
 	rateLimit  int
+	wasmCache  string
 	notes      []string
 }
 
@@ -66,6 +67,7 @@ func main() {
 	flag.IntVar(&o.hosts, "hosts", 10000, "Ingress hosts of the route-table scenario")
 	flag.DurationVar(&o.reloadFor, "reload-for", 10*time.Second, "duration of the reload-under-load scenario")
 	flag.IntVar(&o.rateLimit, "rate-limit", 200, "requests per second of the rate-limit scenario")
+	flag.StringVar(&o.wasmCache, "wasm-cache", "", "wazero compilation cache shared across runs (default: one in the scratch folder)")
 	flag.Func("note", "a sentence added to the report (repeatable), e.g. which commit the binaries were built from", func(s string) error {
 		o.notes = append(o.notes, s)
 		return nil
@@ -144,6 +146,9 @@ func benchmark(ctx context.Context, o options) error {
 	if err != nil {
 		os.RemoveAll(dir)
 		return err
+	}
+	if o.wasmCache != "" {
+		l.wasm = o.wasmCache
 	}
 	defer func() {
 		if err := l.close(o.keep); err != nil {

@@ -103,7 +103,8 @@ func fmtUs(v float64) string {
 	return fmt.Sprintf("%.0f µs", v)
 }
 
-// targetOrder is the row order: as targets() lists them, then the rest.
+// targetOrder is the row order: as targets() lists them, then the rest
+// (the mTLS rows) by name.
 func targetOrder(t table, proto string) []string {
 	var out []string
 	for _, tg := range targets() {
@@ -111,12 +112,14 @@ func targetOrder(t table, proto string) []string {
 			out = append(out, tg.Name)
 		}
 	}
+	var rest []string
 	for name := range t[proto] {
 		if !slices.Contains(out, name) {
-			out = append(out, name)
+			rest = append(rest, name)
 		}
 	}
-	return out
+	slices.Sort(rest) // map order is random; the tables must not be
+	return append(out, rest...)
 }
 
 var protoTitle = map[string]string{
@@ -150,11 +153,17 @@ func render(rep *report) string {
 	for _, s := range rep.Missing {
 		p("- **Not measured:** %s.\n", s)
 	}
+	// The rounds actually measured (more than -rounds when saved runs
+	// were rendered together).
+	t := index(append(slices.Clone(rep.Runs), rep.MTLS...))
+	rounds := o["rounds"]
+	if n := len(t.rounds("http")); n > 0 {
+		rounds = fmt.Sprint(n)
+	}
 	p(`Setup: one upstream (bench/cmd/upstream, Go net/http, a fixed 13-byte body) on loopback behind every proxy; wrk -t%s -c%s -d%s --latency with a Lua script for p99.9 and error counts, after a %s warm-up; each proxy is started anew for every run (so peak RSS is per run) and the targets run in a rotated order every round (%s rounds). One core each: Sluice and Caddy with GOMAXPROCS=%s, nginx with one worker (master_process off), HAProxy with nbthread 1; keep-alive to the upstream everywhere, access logs off. CPU is utime+stime of the proxy process (and its children: Sluice's plugin) over the measured run, from /proc/PID/stat; peak RSS is VmHWM summed over the same processes. wrk and the upstream share the 2 cores with the proxy.
 
-`, o["threads"], o["conns"], o["duration"], o["warmup"], o["rounds"], o["gomaxprocs"])
+`, o["threads"], o["conns"], o["duration"], o["warmup"], rounds, o["gomaxprocs"])
 
-	t := index(append(slices.Clone(rep.Runs), rep.MTLS...))
 	for _, proto := range []string{"http", "https", "mtls"} {
 		if len(t[proto]) == 0 {
 			continue
