@@ -130,32 +130,30 @@ func TestUpstreamTLSEviction(t *testing.T) {
 	}
 }
 
-// Hammer: many goroutines asking for a few keys get one transport per key,
-// while eviction runs.
+// Hammer: many goroutines asking for a few keys get one transport per key
+// and HTTP version.
 func TestUpstreamTLSHammer(t *testing.T) {
 	u := newUpstreamTransports(Options{})
 	t.Cleanup(u.closeIdle)
 	var wg sync.WaitGroup
-	got := make([]map[string]*http.Transport, 16)
+	got := make([]map[tlsKey]*http.Transport, 16)
 	for g := range got {
-		got[g] = map[string]*http.Transport{}
+		got[g] = map[tlsKey]*http.Transport{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range 500 {
-				key := fmt.Sprint("k", i%4)
-				tr, err := u.forTLS(&model.UpstreamTLS{Key: key}, i%2 == 0)
+				k := tlsKey{fmt.Sprint("k", i%4), (i/4)%2 == 0}
+				tr, err := u.forTLS(&model.UpstreamTLS{Key: k.key}, k.h2)
 				if err != nil || tr == nil {
 					t.Errorf("forTLS: %v, %v", tr, err)
 					return
 				}
-				if i%2 == 0 {
-					if prev, ok := got[g][key]; ok && prev != tr {
-						t.Errorf("key %s: two transports", key)
-						return
-					}
-					got[g][key] = tr
+				if prev, ok := got[g][k]; ok && prev != tr {
+					t.Errorf("%v: two transports", k)
+					return
 				}
+				got[g][k] = tr
 			}
 		}()
 	}
@@ -163,11 +161,11 @@ func TestUpstreamTLSHammer(t *testing.T) {
 	for g := 1; g < len(got); g++ {
 		for k, tr := range got[g] {
 			if got[0][k] != tr {
-				t.Fatalf("goroutines %d and 0 got different transports for %s", g, k)
+				t.Fatalf("goroutines %d and 0 got different transports for %v", g, k)
 			}
 		}
 	}
-	if len(u.keyed) != 8 {
-		t.Fatalf("%d transports, want 4 keys × 2 versions", len(u.keyed))
+	if len(got[0]) != 8 || len(u.keyed) != 8 {
+		t.Fatalf("%d and %d transports, want 4 keys × 2 versions", len(got[0]), len(u.keyed))
 	}
 }
