@@ -227,3 +227,35 @@ func TestSelectTargets(t *testing.T) {
 		t.Errorf("unknown target: %v", err)
 	}
 }
+
+func TestSelfShares(t *testing.T) {
+	report := `# Event count (approx.): 2840000000
+#
+    41.15%  [k] finish_task_switch.isra.0
+     2.00%  [.] runtime.mallocgc
+     1.00%  [.] internal/runtime/maps.(*Map).getWithoutKeySmallFastStr
+     3.00%  [.] syscall.Syscall6
+     0.50%  [.] net/http.(*conn).serve
+     0.35%  [.] github.com/sluicegw/sluice/core/internal/proxy.(*Handler).ServeHTTP
+     5.00%  [.] 0x00007f7841ee6a61
+     0.25%  [.] github.com/tetratelabs/wazero/internal/engine/wazevo.(*callEngine).Call
+     0.10%  [.] crypto/tls.(*Conn).Write
+`
+	got := selfShares(report)
+	for _, want := range []string{
+		"  41.1%  kernel", // 41.15 rounds half to even
+		"   0.3%  sluice (github.com/sluicegw/sluice/...)",
+		"   0.2%  wazero host",
+		"   5.0%  guest code",
+		"   3.0%  Go runtime",
+		"   3.5%  Go net/http",
+		"   0.1%  other",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("selfShares: no %q in\n%s", want, got)
+		}
+	}
+	if s := eventSeconds(report); s != 2.84 {
+		t.Errorf("eventSeconds = %v, want 2.84", s)
+	}
+}

@@ -20,7 +20,10 @@ type profile struct {
 	CPUSeconds float64
 	Seconds    float64
 	DSO        string // perf report --sort dso
-	Top        string // perf report --children --sort symbol, user-space symbols
+	// Self is the self time by kind of code, from perf report
+	// --no-children --sort symbol (see selfShares).
+	Self string
+	Top  string // perf report --children --sort symbol, user-space symbols
 }
 
 // profileScenario records a CPU profile of each Sluice target over HTTP.
@@ -76,6 +79,11 @@ func profileScenario(ctx context.Context, l *lab, o options, ts []target, logf f
 			}
 			pr.Top = strings.Join(firstLines(top, 45, func(s string) bool { return strings.Contains(s, "[.]") }), "\n")
 			pr.CPUSeconds = eventSeconds(dso)
+			self, err := perfReport(data, "--no-children", "--sort", "symbol")
+			if err != nil {
+				return profile{}, err
+			}
+			pr.Self = selfShares(self)
 			return pr, nil
 		}()
 		if err != nil {
@@ -85,6 +93,57 @@ func profileScenario(ctx context.Context, l *lab, o options, ts []target, logf f
 		out = append(out, pr)
 	}
 	return out, nil
+}
+
+// selfShares sums the self time of a perf report by kind of code: the
+// kernel, the Go runtime (scheduler, GC, allocation), Go's HTTP and I/O
+// packages, Sluice's own packages, wazero, unresolved addresses (wazero's
+// compiled guest code) and the rest.
+func selfShares(report string) string {
+	kinds := []struct {
+		name  string
+		match func(sym string) bool
+	}{
+		{"kernel", func(s string) bool { return strings.HasPrefix(s, "[k]") }},
+		{"sluice (github.com/sluicegw/sluice/...)", func(s string) bool { return strings.Contains(s, "sluicegw/sluice") }},
+		{"wazero host", func(s string) bool { return strings.Contains(s, "wazero") }},
+		{"guest code (unresolved addresses: wazero's compiled wasm)", func(s string) bool { return strings.HasPrefix(s, "[.] 0x") }},
+		{"Go runtime (scheduler, GC, allocation, maps)", func(s string) bool {
+			return strings.HasPrefix(s, "[.] runtime.") || strings.HasPrefix(s, "[.] internal/runtime") || strings.HasPrefix(s, "[.] aeshash") || strings.HasPrefix(s, "[.] gogo") || strings.HasPrefix(s, "[.] memeqbody") || strings.HasPrefix(s, "[.] indexbytebody")
+		}},
+		{"Go net/http, bufio, net, poll, syscall", func(s string) bool {
+			for _, p := range []string{"net/http", "bufio.", "net/textproto", "net.", "internal/poll", "syscall.", "net/url"} {
+				if strings.HasPrefix(s, "[.] "+p) {
+					return true
+				}
+			}
+			return false
+		}},
+		{"other", func(string) bool { return true }},
+	}
+	sums := make([]float64, len(kinds))
+	for _, line := range strings.Split(report, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasSuffix(f[0], "%") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+		if err != nil {
+			continue
+		}
+		sym := f[1] + " " + f[2]
+		for i, k := range kinds {
+			if k.match(sym) {
+				sums[i] += v
+				break
+			}
+		}
+	}
+	var b strings.Builder
+	for i, k := range kinds {
+		fmt.Fprintf(&b, "%6.1f%%  %s\n", sums[i], k.name)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }
 
 // eventSeconds reads "# Event count (approx.): N" of a cpu-clock report:

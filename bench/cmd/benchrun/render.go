@@ -345,6 +345,9 @@ func render(rep *report) string {
 	for _, pr := range rep.Profiles {
 		p("### CPU profile: %s under wrk (HTTP)\n\n", pr.Target)
 		p("`perf record -e cpu-clock -F 499 -g -p PID` for %.0f s during a wrk run (%.0f req/s): %.2f CPU seconds, that is %.2f of a core. By object:\n\n```\n%s\n```\n\n", pr.Seconds, pr.RPS, pr.CPUSeconds, pr.CPUSeconds/pr.Seconds, pr.DSO)
+		if pr.Self != "" {
+			p("Self time by kind of code:\n\n```\n%s\n```\n\n", pr.Self)
+		}
 		p("Cumulative (children included) share of the samples, user-space symbols:\n\n```\n%s\n```\n\n", pr.Top)
 	}
 	for _, n := range rep.Notes {
