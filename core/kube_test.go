@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/model"
 	"github.com/sluicegw/sluice/core/internal/translate"
 )
@@ -214,4 +216,29 @@ func BenchmarkRebuild(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// Where the shared storage and the election Lease live, and who this
+// replica is in them.
+func TestStorageNamespaceAndIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		env  []string
+		want string
+	}{
+		{"edge", []string{"POD_NAMESPACE=ingress"}, "edge"},
+		{"", []string{"OTHER=x", "POD_NAMESPACE=ingress"}, "ingress"},
+		{"", nil, "sluice"},
+	} {
+		cfg := &config.Config{Kube: config.Kube{StorageNamespace: tc.key}}
+		if got := storageNamespace(cfg, tc.env); got != tc.want {
+			t.Errorf("storageNamespace(key %q, env %q) = %q, want %q", tc.key, tc.env, got, tc.want)
+		}
+	}
+	if got := replicaIdentity([]string{"POD_NAME=sluice-7d9f-abcde"}); got != "sluice-7d9f-abcde" {
+		t.Errorf("replicaIdentity = %q, want the pod name", got)
+	}
+	if host, _ := os.Hostname(); replicaIdentity(nil) != host {
+		t.Errorf("replicaIdentity without POD_NAME = %q, want the host name %q", replicaIdentity(nil), host)
+	}
 }
