@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/sluicegw/sluice/core/internal/status"
 	"github.com/sluicegw/sluice/core/internal/translate"
@@ -91,9 +93,29 @@ func TestOwnedMatchesTranslate(t *testing.T) {
 }
 
 func TestNewRefusesBadOptions(t *testing.T) {
-	base := status.Options{Namespace: "sluice", LeaseName: "l", Identity: "a", LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: time.Second}
-	if _, err := status.New(base); err == nil {
-		t.Error("New without a client: nil error")
+	good := func() status.Options {
+		return status.Options{Client: fake.NewClientset(), Namespace: "sluice", LeaseName: "l", Identity: "a",
+			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: time.Second}
+	}
+	if _, err := status.New(good()); err != nil {
+		t.Fatalf("New(good options): %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*status.Options)
+		want   string
+	}{
+		{"no client", func(o *status.Options) { o.Client = nil }, "no Kubernetes client"},
+		{"no lease name", func(o *status.Options) { o.LeaseName = "" }, "no namespace or name"},
+		{"no identity", func(o *status.Options) { o.Identity = "" }, "no identity"},
+		{"renew over lease", func(o *status.Options) { o.RenewDeadline = 5 * time.Second }, "renew deadline (5s) < lease duration (3s)"},
+		{"publish service", func(o *status.Options) { o.PublishService = "sluice" }, `publish service "sluice" is not NAMESPACE/NAME`},
+	} {
+		o := good()
+		tc.change(&o)
+		if _, err := status.New(o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New: %v, want an error containing %q", tc.name, err, tc.want)
+		}
 	}
 }
 
