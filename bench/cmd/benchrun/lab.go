@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -210,13 +208,9 @@ func (l *lab) counts() (map[string]int64, error) {
 	return out, jsonDecode(resp.Body, &out)
 }
 
-// client is an HTTP client trusting the bench CA; with mtls it presents
-// the client certificate.
-func (l *lab) httpClient(mtls bool) *http.Client {
+// httpClient is an HTTP client trusting the bench CA.
+func (l *lab) httpClient() *http.Client {
 	cfg := &tls.Config{RootCAs: l.roots, ServerName: "bench.test"}
-	if mtls {
-		cfg.Certificates = []tls.Certificate{l.client}
-	}
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 }
 
@@ -247,7 +241,7 @@ func get(c *http.Client, url, host string) (int, string, error) {
 // waitServing waits until url (with Host host) answers 200 with the
 // upstream's body, or p exits, or timeout passes.
 func (l *lab) waitServing(p *proc, url, host string, timeout time.Duration) error {
-	c := l.httpClient(false)
+	c := l.httpClient()
 	defer c.CloseIdleConnections()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -286,15 +280,4 @@ func (l *lab) close(keep bool) error {
 		return nil
 	}
 	return os.RemoveAll(l.dir)
-}
-
-var errSkip = errors.New("skipped")
-
-func ctxSleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

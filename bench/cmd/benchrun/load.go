@@ -26,7 +26,7 @@ func (g goLoad) run(ctx context.Context) wrkResult {
 	ctx, cancel := context.WithTimeout(ctx, g.Duration)
 	defer cancel()
 	lat := make([][]time.Duration, g.Conns)
-	var status, sockErrs [1]int64
+	var status, sockErrs int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -63,8 +63,8 @@ func (g goLoad) run(ctx context.Context) wrkResult {
 				}
 			}
 			mu.Lock()
-			status[0] += st
-			sockErrs[0] += se
+			status += st
+			sockErrs += se
 			mu.Unlock()
 		}()
 	}
@@ -75,7 +75,7 @@ func (g goLoad) run(ctx context.Context) wrkResult {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	r := wrkResult{Requests: int64(len(all)), Duration: elapsed, Status: status[0], SocketErrs: sockErrs[0]}
+	r := wrkResult{Requests: int64(len(all)), Duration: elapsed, Status: status, SocketErrs: sockErrs}
 	r.RPS = float64(r.Requests) / elapsed.Seconds()
 	if len(all) > 0 {
 		pct := func(p float64) time.Duration { return all[min(len(all)-1, int(p/100*float64(len(all))))] }
