@@ -2,6 +2,7 @@ package secretstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// errLost means a lock this process held is now someone else's.
+var errLost = errors.New("lock lost")
 
 // Lock blocks until it holds the lock name or ctx ends. It tries every
 // PollInterval; a Lease left by a holder that stopped renewing is taken
@@ -137,8 +141,16 @@ func (s *Storage) hold(name, holder string) {
 				return
 			case <-t.C:
 			}
-			if err := s.renew(ctx, name, holder, 0); err != nil && ctx.Err() == nil {
-				s.log.Warn("secret storage: cannot renew a held lock", "lock", name, "error", err)
+			err := s.renew(ctx, name, holder, 0)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, errLost):
+				// Someone took it over (we were cut off for a lease):
+				// renewing again cannot win it back.
+				s.log.Error("secret storage: a held lock was taken over; no longer renewing it", "lock", name, "error", err)
+				return
+			default:
+				s.log.Warn("secret storage: cannot renew a held lock; retrying", "lock", name, "error", err)
 			}
 		}
 	}()
@@ -149,11 +161,14 @@ func (s *Storage) hold(name, holder string) {
 func (s *Storage) renew(ctx context.Context, name, holder string, d time.Duration) error {
 	leases := s.client.CoordinationV1().Leases(s.ns)
 	cur, err := leases.Get(ctx, LeaseName(name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("secret storage: lock %q: its Lease was deleted: %w", name, errLost)
+	}
 	if err != nil {
 		return fmt.Errorf("secret storage: lock %q: %w", name, err)
 	}
 	if got := deref(cur.Spec.HolderIdentity); got != holder {
-		return fmt.Errorf("secret storage: lock %q is held by %q, not by this process (%s)", name, got, holder)
+		return fmt.Errorf("secret storage: lock %q is held by %q, not by this process (%s): %w", name, got, holder, errLost)
 	}
 	now := metav1.NewMicroTime(s.now())
 	cur.Spec.RenewTime = &now

@@ -134,6 +134,36 @@ func TestSecretStorage(t *testing.T) {
 			t.Errorf("List on another label saw %q", got)
 		}
 	})
+	t.Run("TakenOverLockIsLeftAlone", func(t *testing.T) {
+		// A holder cut off for a lease finds its lock taken: renewing it
+		// fails, and Unlock does not delete the new holder's Lease.
+		ns := newNamespace(t, c.Client)
+		s := open(t, c.Kubeconfig+"|"+ns)
+		if err := s.Lock(ctx, "x"); err != nil {
+			t.Fatal(err)
+		}
+		leases := c.Client.CoordinationV1().Leases(ns)
+		l, err := leases.Get(ctx, secretstore.LeaseName("x"), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		intruder := "intruder"
+		l.Spec.HolderIdentity = &intruder
+		if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		err = s.(certmagic.LockLeaseRenewer).RenewLockLease(ctx, "x", time.Minute)
+		if err == nil || !strings.Contains(err.Error(), `held by "intruder"`) {
+			t.Errorf("RenewLockLease of a lock taken over: %v", err)
+		}
+		if err := s.Unlock(ctx, "x"); err != nil {
+			t.Errorf("Unlock: %v", err)
+		}
+		l, err = leases.Get(ctx, secretstore.LeaseName("x"), metav1.GetOptions{})
+		if err != nil || *l.Spec.HolderIdentity != "intruder" {
+			t.Errorf("after Unlock, the new holder's Lease: %v, %v", l, err)
+		}
+	})
 	t.Run("ConcurrentStoresOneKey", func(t *testing.T) {
 		// Compare-and-swap with retry: every Store of many goroutines on
 		// one key succeeds, and the key holds one of their values.
