@@ -22,10 +22,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -404,6 +406,16 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return m.managed.GetCertificate(hello)
 	}
 	v := m.cur.Load()
+	if hello.ServerName != "" && isIP(hello.ServerName) {
+		// RFC 6066 forbids an IP address as server name, but OpenSSL
+		// clients (wrk, curl --resolve-less scripts) send one for an
+		// https://IP URL: answer as for a handshake without SNI, as nginx
+		// and HAProxy do. A per-host mTLS policy still applies by Host
+		// (a Host that differs from this name is refused with 421).
+		h := *hello
+		h.ServerName = ""
+		hello = &h
+	}
 	if hello.ServerName == "" {
 		if c, err := v.static.GetCertificate(hello); err == nil {
 			return c, nil
@@ -425,6 +437,11 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return m.ondemand.GetCertificate(hello)
 	}
 	return m.managed.GetCertificate(hello)
+}
+
+func isIP(name string) bool {
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]"))
+	return err == nil
 }
 
 func isACMEChallenge(hello *tls.ClientHelloInfo) bool {

@@ -108,6 +108,17 @@ func TestStaticWinsAndDefault(t *testing.T) {
 	if leaf.VerifyHostname("b.test") != nil {
 		t.Fatalf("no SNI got a certificate for %v", leaf.DNSNames)
 	}
+	// An IP address as server name (OpenSSL clients send one for
+	// https://IP): as without SNI, never an issuance for the IP.
+	for _, ip := range []string{"127.0.0.1", "::1", "[::1]"} {
+		c, err = m.GetCertificate(&tls.ClientHelloInfo{ServerName: ip})
+		if err != nil {
+			t.Fatalf("SNI %s: %v", ip, err)
+		}
+		if leaf, _ := x509.ParseCertificate(c.Certificate[0]); leaf.VerifyHostname("b.test") != nil {
+			t.Fatalf("SNI %s got a certificate for %v", ip, leaf.DNSNames)
+		}
+	}
 }
 
 func TestNoSNIWithoutDefault(t *testing.T) {
