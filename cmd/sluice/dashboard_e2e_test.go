@@ -23,7 +23,7 @@ const chromiumPath = "/usr/bin/chromium"
 // TestDashboardInChromium opens the admin dashboard of a real gateway (with
 // routes, a local CA certificate and a failing filter) in headless
 // Chromium, with the admin token in the URL fragment, and checks what the
-// page shows. The screenshot is saved under $SLUICE_ARTIFACTS, else the
+// page shows. The screenshot is saved under $ARTIFACTS_DIR, else the
 // test's artifact directory; its path is logged.
 func TestDashboardInChromium(t *testing.T) {
 	if _, err := exec.LookPath(chromiumPath); err != nil {
@@ -32,11 +32,9 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		t.Skipf("%s is missing (scripts/deps.sh installs the Debian package chromium); CI=true makes this a failure", chromiumPath)
 	}
-	// The gateway refuses SLUICE_ variables that are not config keys, and
-	// the harness passes the test's environment on: take it out.
-	outDir := os.Getenv("SLUICE_ARTIFACTS")
-	t.Setenv("SLUICE_ARTIFACTS", "") // restored after the test
-	os.Unsetenv("SLUICE_ARTIFACTS")
+	// Not SLUICE_: the gateway refuses SLUICE_ variables that are not
+	// config keys, and the harness passes the test's environment on.
+	outDir := os.Getenv("ARTIFACTS_DIR")
 	be := startBackend(t, "be", nil)
 	const token = "dashboard-test-token-0123456789"
 	cfgFile := filepath.Join(t.TempDir(), "sluice.yaml")
