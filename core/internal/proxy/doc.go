@@ -31,4 +31,11 @@
 //     the first Swap and when a backend has no endpoints, 404 when nothing
 //     matches, 502 when the upstream is unreachable, 504 when it is too slow.
 //     They name the backend's Service and port, never an internal error.
+//   - A route's own policy (annotations, model.Route.Traffic and the
+//     routing fields) answers before any filter or upstream sees the
+//     request: 403 outside its source ranges, 413 over its body size, 503
+//     over its requests in flight per client, then the redirects (301/302
+//     or the code asked for, app-root's 302) and CORS preflights (204).
+//     Rewrites and the canary choice happen before the filter chain, so the
+//     filters see the path and backend that will be used.
 package proxy
