@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"net/http"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/metrics"
-	"github.com/sluicegw/sluice/core/internal/tlsmgr"
 	"github.com/sluicegw/sluice/plugins"
 	"github.com/sluicegw/sluice/wasm"
 )
@@ -33,7 +31,6 @@ import (
 type obsGlue struct {
 	metrics *metrics.Metrics
 	plugins atomic.Pointer[plugins.Manager] // set by the control loop
-	storage string                          // certmagic file storage, for managed certificates
 
 	mu          sync.Mutex // guards the fields below
 	lastSuccess time.Time
@@ -61,10 +58,6 @@ type servedCert struct {
 
 func (g *Gateway) initObservability(cfg *config.Config) {
 	g.obs.metrics = metrics.New()
-	g.obs.storage = cfg.TLS.Storage
-	if g.obs.storage == "" {
-		g.obs.storage = tlsmgr.DefaultStoragePath()
-	}
 	_ = g.obs.metrics.Register(metrics.NewCollector(g.obs.metrics, metricsSource{g}))
 }
 
@@ -242,19 +235,18 @@ func (g *Gateway) servedCertificates() []servedCert {
 	for _, n := range tlsView(st).Managed {
 		managed[n] = true
 	}
-	list = append(list, storedCertificates(g.obs.storage, managed)...)
+	list = append(list, storedCertificates(g.tls.mgr.Storage(), managed)...)
 	*c = certCache{st: st, at: time.Now(), list: list}
 	return list
 }
 
-// storedCertificates reads the certificates certmagic keeps in its file
-// storage (certificates/ISSUER/NAME/NAME.crt): managed when the name is in
-// managed, else obtained on demand.
-func storedCertificates(dir string, managed map[string]bool) []servedCert {
-	fs := &certmagic.FileStorage{Path: dir}
+// storedCertificates reads the certificates certmagic keeps in its storage
+// (certificates/ISSUER/NAME/NAME.crt; files, or Secrets in cluster mode):
+// managed when the name is in managed, else obtained on demand.
+func storedCertificates(storage certmagic.Storage, managed map[string]bool) []servedCert {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	keys, err := fs.List(ctx, "certificates", true)
+	keys, err := storage.List(ctx, "certificates", true)
 	if err != nil {
 		return nil
 	}
@@ -265,7 +257,7 @@ func storedCertificates(dir string, managed map[string]bool) []servedCert {
 			continue
 		}
 		name := strings.TrimSuffix(path.Base(k), ".crt")
-		b, err := os.ReadFile(fs.Filename(k))
+		b, err := storage.Load(ctx, k)
 		if err != nil {
 			continue
 		}

@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
 	"github.com/sluicegw/sluice/core/internal/certstore"
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/metrics"
 	"github.com/sluicegw/sluice/core/internal/model"
+	"github.com/sluicegw/sluice/core/internal/tlsmgr"
 	"github.com/sluicegw/sluice/internal/testcert"
 	"github.com/sluicegw/sluice/wasm"
 )
@@ -85,7 +88,7 @@ func TestStoredCertificates(t *testing.T) {
 	// Garbage next to them is skipped, not fatal.
 	writeTestFile(t, filepath.Join(dir, "certificates", "sluice-local", "bad.crt"), []byte("not a certificate"))
 
-	got := storedCertificates(dir, map[string]bool{"shop.example": true})
+	got := storedCertificates(&certmagic.FileStorage{Path: dir}, map[string]bool{"shop.example": true})
 	if len(got) != 2 {
 		t.Fatalf("%d certificates, want 2: %+v", len(got), got)
 	}
@@ -100,7 +103,7 @@ func TestStoredCertificates(t *testing.T) {
 	if c := byName["od.example"]; c.kind != "on_demand" || !slices.Equal(c.names, []string{"od.example"}) {
 		t.Errorf("on demand: %+v", c)
 	}
-	if got := storedCertificates(filepath.Join(dir, "missing"), nil); got != nil {
+	if got := storedCertificates(&certmagic.FileStorage{Path: filepath.Join(dir, "missing")}, nil); got != nil {
 		t.Errorf("a missing storage: %+v, want none", got)
 	}
 }
@@ -134,8 +137,13 @@ func TestServedCertificates(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
+	storage := t.TempDir()
+	mgr, err := tlsmgr.New(tlsmgr.Options{Issuer: "local", StoragePath: storage})
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := &Gateway{}
-	g.obs.storage = t.TempDir()
+	g.tls.mgr = mgr
 	st := &state{cfg: config.Default(), snap: snap, certs: certs}
 	g.live.Store(st)
 	got := g.servedCertificates()
@@ -152,7 +160,7 @@ func TestServedCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := filepath.Join(g.obs.storage, "certificates", "sluice-local", "managed.example")
+	d := filepath.Join(storage, "certificates", "sluice-local", "managed.example")
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -463,6 +463,11 @@ func (m *Manager) HTTPChallengeHandler(next http.Handler) http.Handler {
 // (never redirected to HTTPS).
 func IsChallengePath(r *http.Request) bool { return certmagic.LooksLikeHTTPChallenge(r) }
 
+// Storage is where the manager keeps certificates, keys and locks: the
+// file storage of Options.StoragePath or Options.Storage. Safe for
+// concurrent use, as every certmagic.Storage.
+func (m *Manager) Storage() certmagic.Storage { return m.storage }
+
 // Stats returns the event counters.
 func (m *Manager) Stats() Stats {
 	return Stats{
