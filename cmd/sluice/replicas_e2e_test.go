@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -122,14 +123,27 @@ tls:
 	g.cmd.Process.Kill()
 	<-g.done
 	killed := time.Now()
+	// The lease runs out lease after its last renewal: the takeover is
+	// measured from there (the replicas' clocks are this machine's).
+	lastRenew := getLease(t, k).Spec.RenewTime.Time
 	setLoadBalancer(t, k, "192.0.2.11")
 	waitIngressIP(t, k, "192.0.2.11", 2*lease+10*time.Second)
 	took := time.Since(killed)
-	next := leaseHolder(t, k)
+	l := getLease(t, k)
+	next := *l.Spec.HolderIdentity
 	if next == leader {
 		t.Fatalf("the killed replica %s still holds the lease", leader)
 	}
-	t.Logf("leader %s killed; %s wrote the status %s later (lease duration %s)", leader, next, took.Round(time.Millisecond), lease)
+	// Within the lease duration, plus client-go's polling: a candidate
+	// counts the lease from when it saw the last renewal and tries every
+	// retry period (500ms, jittered up to 2.2x), so up to 2 x 1.1s more,
+	// and 1s of slack for a loaded machine.
+	takeover := l.Spec.AcquireTime.Sub(lastRenew)
+	if takeover > lease+3200*time.Millisecond {
+		t.Errorf("%s took the lease %s after the killed leader's last renewal, want within the lease duration %s (+ retry period)", next, takeover, lease)
+	}
+	t.Logf("leader %s killed; %s took the lease %s after its last renewal and wrote the status %s after the kill (lease duration %s)",
+		leader, next, takeover.Round(time.Millisecond), took.Round(time.Millisecond), lease)
 }
 
 func webIngress(host string) *networkingv1.Ingress {
@@ -192,6 +206,18 @@ func waitIngressIP(t *testing.T, k kubernetes.Interface, ip string, d time.Durat
 		ing, err := k.NetworkingV1().Ingresses("default").Get(context.Background(), "web", metav1.GetOptions{})
 		return err == nil && len(ing.Status.LoadBalancer.Ingress) == 1 && ing.Status.LoadBalancer.Ingress[0].IP == ip
 	})
+}
+
+func getLease(t *testing.T, k kubernetes.Interface) *coordinationv1.Lease {
+	t.Helper()
+	l, err := k.CoordinationV1().Leases("sluice").Get(context.Background(), "sluice-leader", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil || l.Spec.AcquireTime == nil {
+		t.Fatalf("lease sluice/sluice-leader: no holder, renew or acquire time: %+v", l.Spec)
+	}
+	return l
 }
 
 func leaseHolder(t *testing.T, k kubernetes.Interface) string {
