@@ -20,25 +20,11 @@ import (
 // nginxIngress is an Ingress for host routing "/" to Service svc, with
 // the annotations given as "key: value" lines.
 func nginxIngress(name, host, svc string, annotations ...string) string {
-	var a strings.Builder
-	for _, l := range annotations {
-		a.WriteString("    " + l + "\n")
-	}
-	return fmt.Sprintf(`apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: %s
-  namespace: default
-  creationTimestamp: "2026-01-01T00:00:00Z"
-  annotations:
-%sspec:
-  ingressClassName: sluice
-  rules:
-  - host: %s
+	return routingIngress(name, annotations, fmt.Sprintf(`  - host: %s
     http:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: %s, port: {number: 80}}}}
-`, name, a.String(), host, svc)
+`, host, svc))
 }
 
 // startTLSBackend serves h over TLS on loopback (HTTP/2 too when h2).
