@@ -120,25 +120,8 @@ log:
 `, guest(t, "loop"), filepath.Join(t.TempDir(), "tls")))
 
 	dir := t.TempDir()
-	down := fmt.Sprintf(`---
-apiVersion: v1
-kind: Service
-metadata: {name: down, namespace: default}
-spec:
-  ports: [{name: http, port: 80}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: down-0
-  namespace: default
-  labels: {kubernetes.io/service-name: down}
-addressType: IPv4
-ports: [{name: http, port: %d}]
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions: {ready: true}
-`, closedPort(t))
+	// A Service whose only endpoint refuses connections.
+	down := "---\n" + service("down", &backend{port: closedPort(t)})
 	writeFile(t, filepath.Join(dir, "base.yaml"), classYAML+"---\n"+service("be", be)+down)
 	writeFile(t, filepath.Join(dir, "plain.yaml"), ingress("plain", `  rules:
   - host: plain.test
