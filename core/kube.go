@@ -249,6 +249,16 @@ func endpointChanges(a, b *model.Snapshot) (changed []*model.Backend, same bool)
 		}
 		return true
 	}
+	// A canary (ingress-nginx canary annotations) is compared like the
+	// route: everything but its backend's endpoints.
+	canary := func(x, y *model.Canary) bool {
+		if x == nil || y == nil {
+			return x == y
+		}
+		cx, cy := *x, *y
+		cx.Backend, cy.Backend = nil, nil
+		return reflect.DeepEqual(&cx, &cy) && backend(x.Backend, y.Backend)
+	}
 	sa, sb := *a, *b
 	sa.Hosts, sb.Hosts = nil, nil
 	sa.DefaultBackend, sb.DefaultBackend = nil, nil
@@ -281,7 +291,8 @@ func endpointChanges(a, b *model.Snapshot) (changed []*model.Backend, same bool)
 			}
 			xa, xb := *ra, *rb
 			xa.Backend, xb.Backend = nil, nil
-			if !reflect.DeepEqual(&xa, &xb) || !backend(ra.Backend, rb.Backend) {
+			xa.Canary, xb.Canary = nil, nil
+			if !reflect.DeepEqual(&xa, &xb) || !backend(ra.Backend, rb.Backend) || !canary(ra.Canary, rb.Canary) {
 				return nil, false
 			}
 		}

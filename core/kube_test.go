@@ -242,3 +242,50 @@ func TestStorageNamespaceAndIdentity(t *testing.T) {
 		t.Errorf("replicaIdentity without POD_NAME = %q, want the host name %q", replicaIdentity(nil), host)
 	}
 }
+
+// TestEndpointsFastPathCanary: a canary backend's endpoints take the fast
+// path like a route's; a change to the canary itself does not.
+func TestEndpointsFastPathCanary(t *testing.T) {
+	canaryInput := func(ep int, weight string) translate.Input {
+		in := endpointsInput(2, ep)
+		c := in.Ingresses[1]
+		c.Annotations = map[string]string{
+			"nginx.ingress.kubernetes.io/canary":        "true",
+			"nginx.ingress.kubernetes.io/canary-weight": weight,
+		}
+		c.Spec.Rules[0].Host = "app-0.test" // the main route's host and path
+		return in
+	}
+	g := newTestGateway(t)
+	first, err := g.build(g.cfg, canaryInput(1, "20"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.warnings) != 0 {
+		t.Fatalf("warnings: %v", first.warnings)
+	}
+	if c := first.snap.Hosts[0].Routes[0].Canary; c == nil || c.Backend.Name != "default/app-1:80" {
+		t.Fatalf("no canary on the main route: %+v", first.snap.Hosts[0].Routes[0])
+	}
+	g.apply(first)
+
+	next, err := g.build(g.cfg, canaryInput(2, "20"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.table != first.table {
+		t.Fatal("an endpoints-only change of the canary compiled a new route table")
+	}
+	g.apply(next)
+	if got := g.pools.Get("default/app-1:80").Stats()[0].Addr; got != "10.0.1.2:8080" {
+		t.Fatalf("canary pool endpoint after the fast path: %s, want 10.0.1.2:8080", got)
+	}
+
+	full, err := g.build(g.cfg, canaryInput(2, "50"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.table == next.table {
+		t.Fatal("a changed canary weight reused the route table")
+	}
+}
