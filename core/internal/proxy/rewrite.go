@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"net/http"
-	"regexp"
+	"net/url"
 	"strings"
 )
 
@@ -10,13 +10,20 @@ import (
 // `rewrite REGEX TARGET break;` does: the whole path is replaced by target
 // with "$1".."$9" replaced by the groups of the route's regex (empty when
 // a group did not take part, or the route is not a regex route). A "?" in
-// target starts a query that comes before the request's own arguments.
+// target starts a query that comes before the request's own arguments;
+// a "?" from a group does not (it stays in the path), and groups in the
+// query are query-escaped, as nginx escapes captures in arguments.
 // The result goes upstream; r itself is not modified.
 func rewritePath(r *http.Request, st *reqState, target string) *http.Request {
-	path := expandTarget(target, st.res.Path, st.res.Regexp)
+	var m []int
+	if re := st.res.Regexp; re != nil && strings.Contains(target, "$") {
+		m = re.FindStringSubmatchIndex(st.res.Path)
+	}
+	tpath, tquery, hasQuery := strings.Cut(target, "?")
+	path := expandTarget(tpath, st.res.Path, m, nil)
 	query := r.URL.RawQuery
-	if p, q, ok := strings.Cut(path, "?"); ok {
-		path = p
+	if hasQuery {
+		q := expandTarget(tquery, st.res.Path, m, url.QueryEscape)
 		if query != "" && q != "" {
 			q += "&"
 		}
@@ -34,16 +41,12 @@ func rewritePath(r *http.Request, st *reqState, target string) *http.Request {
 	return r2
 }
 
-// expandTarget replaces each "$1".."$9" in target by that group of the
-// leftmost match of re in s (a nil re has no groups). Any other "$" is
-// kept as is.
-func expandTarget(target, s string, re *regexp.Regexp) string {
+// expandTarget replaces each "$1".."$9" in target by that group of s, m
+// being the submatch indexes of a match in s (nil: no groups), passed
+// through escape unless it is nil. Any other "$" is kept as is.
+func expandTarget(target, s string, m []int, escape func(string) string) string {
 	if !strings.Contains(target, "$") {
 		return target
-	}
-	var m []int
-	if re != nil {
-		m = re.FindStringSubmatchIndex(s)
 	}
 	var b strings.Builder
 	b.Grow(len(target) + len(s))
@@ -56,7 +59,11 @@ func expandTarget(target, s string, re *regexp.Regexp) string {
 		i++
 		g := int(target[i] - '0')
 		if 2*g+1 < len(m) && m[2*g] >= 0 {
-			b.WriteString(s[m[2*g]:m[2*g+1]])
+			if v := s[m[2*g]:m[2*g+1]]; escape != nil {
+				b.WriteString(escape(v))
+			} else {
+				b.WriteString(v)
+			}
 		}
 	}
 	return b.String()

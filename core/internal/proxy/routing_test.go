@@ -396,3 +396,30 @@ func TestLocalAnswersAfterAdmit(t *testing.T) {
 		t.Errorf("preflight from a denied client: %d %v", r.code, r.hdr)
 	}
 }
+
+// TestRewriteGroupsStayInPlace: a group substituted into the rewrite
+// target's path never starts a query ("%3F" in the request path), and a
+// group substituted into its query is escaped, as nginx escapes captures
+// in arguments: the client cannot add arguments or break the request line.
+func TestRewriteGroupsStayInPlace(t *testing.T) {
+	be := echoBackend(t, "a")
+	b := backend("default/a:80", addr(be))
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{
+		regexRoute("/p/(.*)", "/new/$1", b),
+		regexRoute("/q/(.*)", "/search?term=$1", b),
+	}}}}
+	g := newGateway(t, Options{})
+	g.load(t, snap)
+	for _, tc := range []struct{ target, path, query string }{
+		{"/p/a%3Fadmin=1", "/new/a?admin=1", ""},
+		{"/p/a%3Fadmin=1?x=2", "/new/a?admin=1", "x=2"},
+		{"/q/a&admin=1", "/search", "term=a%26admin%3D1"},
+		{"/q/a%20b", "/search", "term=a+b"},
+		{"/q/a%23b?page=2", "/search", "term=a%23b&page=2"},
+	} {
+		r := g.get(t, "x.test", tc.target)
+		if r.code != 200 || r.seen.Path != tc.path || r.seen.Query != tc.query {
+			t.Errorf("GET %s: %d, upstream saw path %q query %q; want %q %q", tc.target, r.code, r.seen.Path, r.seen.Query, tc.path, tc.query)
+		}
+	}
+}
