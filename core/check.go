@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -59,7 +60,7 @@ func checkFilters(cfg *config.Config, opts Options, snap *model.Snapshot) []mode
 
 func printSnapshot(w io.Writer, snap *model.Snapshot, warnings []model.Warning) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tPATH\tTYPE\tBACKEND\tENDPOINTS\tSOURCE")
+	fmt.Fprintln(tw, "HOST\tPATH\tTYPE\tBACKEND\tENDPOINTS\tSOURCE\tPOLICY")
 	for _, vh := range snap.Hosts {
 		host := vh.Name
 		if host == "" {
@@ -69,7 +70,7 @@ func printSnapshot(w io.Writer, snap *model.Snapshot, warnings []model.Warning) 
 			host += " (tls)"
 		}
 		for _, r := range vh.Routes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", host, r.Path, r.PathType, backendName(r.Backend), len(r.Backend.Endpoints), r.Source)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", host, r.Path, r.PathType, backendName(r.Backend), len(r.Backend.Endpoints), r.Source, routePolicy(r))
 		}
 	}
 	if b := snap.DefaultBackend; b != nil {
@@ -89,6 +90,55 @@ func printSnapshot(w io.Writer, snap *model.Snapshot, warnings []model.Warning) 
 	for _, x := range warnings {
 		fmt.Fprintln(w, "  "+x.String())
 	}
+}
+
+// routePolicy summarises what a route does besides proxying (annotations
+// and filters), "-" for nothing.
+func routePolicy(r *model.Route) string {
+	var p []string
+	if r.Redirect != nil {
+		p = append(p, fmt.Sprintf("redirect %d %s", r.Redirect.Code, r.Redirect.URL))
+	}
+	if r.AppRoot != "" {
+		p = append(p, "app-root "+r.AppRoot)
+	}
+	if r.Rewrite != "" {
+		p = append(p, "rewrite "+r.Rewrite)
+	}
+	if r.CORS != nil {
+		p = append(p, "cors")
+	}
+	if c := r.Canary; c != nil {
+		p = append(p, fmt.Sprintf("canary %s %d/%d", backendName(c.Backend), c.Weight, c.WeightTotal))
+	}
+	if t := r.Traffic; t != nil {
+		if t.Protocol != "" {
+			p = append(p, "protocol "+string(t.Protocol))
+		}
+		if t.MaxBodyBytes != 0 {
+			p = append(p, fmt.Sprintf("max-body %d", t.MaxBodyBytes))
+		}
+		if len(t.AllowSources)+len(t.DenySources) > 0 {
+			p = append(p, fmt.Sprintf("sources +%d/-%d", len(t.AllowSources), len(t.DenySources)))
+		}
+		if t.MaxConnsPerClient > 0 {
+			p = append(p, fmt.Sprintf("limit-connections %d", t.MaxConnsPerClient))
+		}
+	}
+	if len(r.Filters) > 0 {
+		names := make([]string, len(r.Filters))
+		for i, f := range r.Filters {
+			names[i] = f.Name
+		}
+		p = append(p, "filters "+strings.Join(names, ","))
+	}
+	if r.FilterError != "" {
+		p = append(p, "503: invalid filter chain")
+	}
+	if len(p) == 0 {
+		return "-"
+	}
+	return strings.Join(p, "; ")
 }
 
 func backendName(b *model.Backend) string {

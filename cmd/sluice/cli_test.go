@@ -110,6 +110,7 @@ plugins:
 		"Ingress default/badplugin: ",
 		"config key plugins.plain.command",
 		"4 warning(s)",
+		"filters ratelimit",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("check output lacks %q:\n%s", want, got)
