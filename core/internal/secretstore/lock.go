@@ -56,12 +56,12 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	holder := s.identity + "/" + randomSuffix()
 	now := metav1.NewMicroTime(s.now())
 	secs := int32((s.lease + time.Second - 1) / time.Second)
-	cur, err := leases.Get(ctx, LeaseName(name), metav1.GetOptions{})
+	cur, err := leases.Get(ctx, s.leaseName(name), metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		l := &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:        LeaseName(name),
+				Name:        s.leaseName(name),
 				Namespace:   s.ns,
 				Labels:      map[string]string{s.labelKey: s.labelVal},
 				Annotations: map[string]string{AnnotationKey: name},
@@ -160,7 +160,7 @@ func (s *Storage) hold(name, holder string) {
 // holder still holds it.
 func (s *Storage) renew(ctx context.Context, name, holder string, d time.Duration) error {
 	leases := s.client.CoordinationV1().Leases(s.ns)
-	cur, err := leases.Get(ctx, LeaseName(name), metav1.GetOptions{})
+	cur, err := leases.Get(ctx, s.leaseName(name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("secret storage: lock %q: its Lease was deleted: %w", name, errLost)
 	}
@@ -208,7 +208,7 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 	h.stop()
 	<-h.done
 	leases := s.client.CoordinationV1().Leases(s.ns)
-	cur, err := leases.Get(ctx, LeaseName(name), metav1.GetOptions{})
+	cur, err := leases.Get(ctx, s.leaseName(name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

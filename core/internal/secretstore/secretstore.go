@@ -9,7 +9,9 @@
 //     digits of SHA-256(key) (names are limited to lowercase [a-z0-9.-], so
 //     keys cannot be used as names; a hash cannot collide in practice, and
 //     the original key is kept in the annotation AnnotationKey and checked
-//     on every read). The value is data["value"]; the modification time is
+//     on every read). With a label other than DefaultLabel, the hash is of
+//     the label, a newline and the key, so that storages with different
+//     labels in one namespace never share a Secret or a Lease. The value is data["value"]; the modification time is
 //     the annotation AnnotationModified.
 //   - Each Secret carries the storage label (Options.Label) and one label
 //     per ancestor "directory" of its key (DirLabelPrefix + hash of the
@@ -111,6 +113,7 @@ type Storage struct {
 	ns       string
 	labelKey string
 	labelVal string
+	salt     string // hashed before keys and lock names: "" for DefaultLabel
 	identity string
 	lease    time.Duration
 	poll     time.Duration
@@ -150,11 +153,16 @@ func New(opts Options) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret storage: %w", err)
 	}
+	salt := ""
+	if label != DefaultLabel {
+		salt = label + "\n"
+	}
 	s := &Storage{
 		client:   opts.Client,
 		ns:       opts.Namespace,
 		labelKey: key,
 		labelVal: val,
+		salt:     salt,
 		identity: opts.Identity,
 		lease:    opts.LeaseDuration,
 		poll:     opts.PollInterval,
@@ -209,11 +217,16 @@ func hash(s string) string {
 	return hex.EncodeToString(sum[:])[:hashDigits]
 }
 
-// SecretName is the name of the Secret that holds key.
+// SecretName is the name of the Secret that holds key, with DefaultLabel.
 func SecretName(key string) string { return secretPrefix + hash(key) }
 
-// LeaseName is the name of the Lease that is the lock name.
+// LeaseName is the name of the Lease that is the lock name, with
+// DefaultLabel.
 func LeaseName(name string) string { return leasePrefix + hash(name) }
+
+func (s *Storage) secretName(key string) string { return secretPrefix + hash(s.salt+key) }
+
+func (s *Storage) leaseName(name string) string { return leasePrefix + hash(s.salt+name) }
 
 func dirLabel(dir string) string { return DirLabelPrefix + hash(dir) }
 
@@ -238,7 +251,7 @@ func (s *Storage) secretFor(key string, value []byte, now time.Time) *corev1.Sec
 	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      SecretName(key),
+			Name:      s.secretName(key),
 			Namespace: s.ns,
 			Labels:    l,
 			Annotations: map[string]string{
@@ -309,7 +322,7 @@ func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 
 // get returns the Secret of key, or an error wrapping fs.ErrNotExist.
 func (s *Storage) get(ctx context.Context, key string) (*corev1.Secret, error) {
-	sec, err := s.client.CoreV1().Secrets(s.ns).Get(ctx, SecretName(key), metav1.GetOptions{})
+	sec, err := s.client.CoreV1().Secrets(s.ns).Get(ctx, s.secretName(key), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("secret storage: key %q: %w", key, fs.ErrNotExist)
 	}
@@ -361,7 +374,7 @@ func (s *Storage) Delete(ctx context.Context, key string) error {
 		return nil
 	}
 	if key != "" {
-		if err := del(SecretName(key)); err != nil {
+		if err := del(s.secretName(key)); err != nil {
 			return err
 		}
 	}

@@ -134,6 +134,40 @@ func TestSecretStorage(t *testing.T) {
 			t.Errorf("List on another label saw %q", got)
 		}
 	})
+	t.Run("OtherLabelKeepsItsOwnKeysAndLocks", func(t *testing.T) {
+		// Two gateways with different labels in one namespace: the same
+		// key and lock name are two Secrets and two Leases, not one.
+		ns := newNamespace(t, c.Client)
+		a := open(t, c.Kubeconfig+"|"+ns)
+		b, err := secretstore.New(secretstore.Options{Client: c.Client, Namespace: ns, Label: "app=other"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Store(ctx, "acme/account.json", []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Store(ctx, "acme/account.json", []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := a.Load(ctx, "acme/account.json"); err != nil || string(v) != "a" {
+			t.Errorf("Load from the default label = %q, %v; want \"a\"", v, err)
+		}
+		if err := b.Delete(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := a.Load(ctx, "acme/account.json"); err != nil || string(v) != "a" {
+			t.Errorf("after Delete on the other label, Load = %q, %v; want \"a\"", v, err)
+		}
+		if ok, err := a.(certmagic.TryLocker).TryLock(ctx, "issue"); !ok || err != nil {
+			t.Fatalf("TryLock on the default label = %v, %v", ok, err)
+		}
+		defer a.Unlock(ctx, "issue")
+		if ok, err := b.TryLock(ctx, "issue"); !ok || err != nil {
+			t.Errorf("TryLock on the other label of a lock the default label holds = %v, %v; want true", ok, err)
+		} else {
+			b.Unlock(ctx, "issue")
+		}
+	})
 	t.Run("TakenOverLockIsLeftAlone", func(t *testing.T) {
 		// A holder cut off for a lease finds its lock taken: renewing it
 		// fails, and Unlock does not delete the new holder's Lease.
