@@ -144,6 +144,14 @@ func TestClientAddr(t *testing.T) {
 		{"10.0.0.1:1234", []string{"198.51.100.7, junk"}, "10.0.0.1"},
 		{"[::ffff:10.0.0.1]:1234", []string{"2001:db8::7"}, "2001:db8::7"},
 		{"not an address", nil, "invalid IP"},
+		// A zone never hides an address from its prefix (deny fe80::/10).
+		{"[fe80::1%eth0]:1234", nil, "fe80::1"},
+		{"10.0.0.1:1234", []string{"2001:db8::7%eth0"}, "2001:db8::7"},
+		// Entries with a port or brackets, as some proxies write them,
+		// read as the rate limits' client_ip reads them.
+		{"10.0.0.1:1234", []string{"198.51.100.7:5678"}, "198.51.100.7"},
+		{"10.0.0.1:1234", []string{"[2001:db8::7]:5678, 10.0.0.2:80"}, "2001:db8::7"},
+		{"10.0.0.1:1234", []string{"[2001:db8::7]"}, "2001:db8::7"},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = tc.peer
