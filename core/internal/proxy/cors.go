@@ -12,10 +12,15 @@ import (
 // whose Origin is allowed (any request, for the origin "*") gets the
 // Access-Control-* headers on its response, replacing the upstream's; an
 // allowed OPTIONS request is a preflight and is answered here with 204
-// (answered true). Requests from other origins pass unchanged.
+// (answered true). Requests from other origins pass unchanged but for
+// "Vary: Origin" when the answer depends on the origin (caches must not
+// serve a response without CORS headers to an allowed origin).
 func cors(w http.ResponseWriter, r *http.Request, c *model.CORS) (http.ResponseWriter, bool) {
 	allow, vary := corsAllowOrigin(c, r.Header.Get("Origin"))
 	if allow == "" {
+		if vary {
+			return &corsWriter{ResponseWriter: w, set: addVaryOrigin}, false
+		}
 		return w, false
 	}
 	set := func(h http.Header) { setCORSHeaders(h, c, allow, vary) }
@@ -90,7 +95,13 @@ func setCORSHeaders(h http.Header, c *model.CORS, allow string, vary bool) {
 	if c.MaxAge >= 0 {
 		h.Set("Access-Control-Max-Age", strconv.Itoa(c.MaxAge))
 	}
-	if vary && !hasToken(h.Values("Vary"), "Origin") {
+	if vary {
+		addVaryOrigin(h)
+	}
+}
+
+func addVaryOrigin(h http.Header) {
+	if !hasToken(h.Values("Vary"), "Origin") {
 		h.Add("Vary", "Origin")
 	}
 }

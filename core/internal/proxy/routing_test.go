@@ -423,3 +423,26 @@ func TestRewriteGroupsStayInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestCORSVaryOnEveryAnswer: on a route whose Access-Control-Allow-Origin
+// depends on the Origin, every response says "Vary: Origin", those without
+// CORS headers too (no Origin, a disallowed one): otherwise a cache keeps
+// the answer without CORS headers and serves it to an allowed origin.
+func TestCORSVaryOnEveryAnswer(t *testing.T) {
+	up := echoBackend(t, "a")
+	b := backend("default/a:80", addr(up))
+	list := prefix("/list", b)
+	list.CORS = &model.CORS{AllowOrigins: []string{"https://app.example"}, AllowMethods: "GET", AllowHeaders: "DNT", MaxAge: -1}
+	g := newGateway(t, Options{})
+	g.load(t, &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{list}}}})
+	for _, origin := range []string{"", "https://evil.example", "https://app.example"} {
+		var hdr []string
+		if origin != "" {
+			hdr = []string{"Origin", origin}
+		}
+		r := g.get(t, "x.test", "/list", hdr...)
+		if r.code != 200 || !hasToken(r.hdr.Values("Vary"), "Origin") || len(r.hdr.Values("Vary")) != 1 {
+			t.Errorf("GET with Origin %q: %d, Vary %q; want Origin once", origin, r.code, r.hdr.Values("Vary"))
+		}
+	}
+}
