@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 
@@ -445,4 +449,35 @@ func TestCORSVaryOnEveryAnswer(t *testing.T) {
 			t.Errorf("GET with Origin %q: %d, Vary %q; want Origin once", origin, r.code, r.hdr.Values("Vary"))
 		}
 	}
+}
+
+// FuzzRewritePath: whatever the request path, the groups substituted into
+// a rewrite target never change the query: a target without "?" keeps the
+// request's own query, and one with "?" adds exactly its own arguments.
+func FuzzRewritePath(f *testing.F) {
+	f.Add("/p/a?admin=1&x", "q=1")
+	f.Add("/p/a%3F#b c", "")
+	f.Add("/p/", "a&b")
+	re := regexp.MustCompile("(?i)^/p/(.*)")
+	f.Fuzz(func(t *testing.T, path, query string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.URL.RawQuery = query
+		st := &reqState{res: route.Result{Path: path, Regexp: re}}
+		if got := rewritePath(r, st, "/new/$1"); got.URL.RawQuery != query {
+			t.Fatalf("path %q query %q: target without \"?\" gave query %q", path, query, got.URL.RawQuery)
+		}
+		st = &reqState{res: route.Result{Path: path, Regexp: re}}
+		got := rewritePath(r, st, "/s?term=$1")
+		own, ok := got.URL.RawQuery, true
+		if query != "" {
+			own, ok = strings.CutSuffix(own, "&"+query)
+		}
+		vals, err := url.ParseQuery(own)
+		if !ok || err != nil || len(vals) != 1 || len(vals["term"]) != 1 {
+			t.Fatalf("path %q: target with \"?\" gave query %q (%v, %v)", path, got.URL.RawQuery, vals, err)
+		}
+		if m := re.FindStringSubmatch(path); m != nil && vals["term"][0] != m[1] {
+			t.Fatalf("path %q: term %q, want the group %q", path, vals["term"][0], m[1])
+		}
+	})
 }
