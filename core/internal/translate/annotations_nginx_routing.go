@@ -344,6 +344,12 @@ func (b *builder) attachCanaries() {
 					b.warn(src, fmt.Sprintf("%s: canary: no Ingress routes host %q path %q; ignored", field, host, displayPath(p.Path)))
 					continue
 				}
+				if main.Source.Namespace != ing.Namespace {
+					// A weight would let any namespace divert a route it
+					// does not own (the oldest Ingress wins a conflict).
+					b.warn(src, fmt.Sprintf("%s: canary: host %q path %q is routed by %s of another namespace; ignored", field, host, main.Path, main.Source))
+					continue
+				}
 				if main.Canary != nil {
 					b.warn(src, fmt.Sprintf("%s: canary: host %q path %q already has the canary %s (the oldest canary wins); ignored", field, host, main.Path, main.Canary.Source))
 					continue

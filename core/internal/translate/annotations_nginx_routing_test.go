@@ -146,3 +146,24 @@ func FuzzRoutingAnnotations(f *testing.F) {
 		compiles(t, "fuzz", snap)
 	})
 }
+
+// TestCanaryOtherNamespace: a canary Ingress never takes traffic from a
+// route of another namespace's Ingress (its weight would let any
+// namespace divert a host it does not own); it gets a warning instead.
+func TestCanaryOtherNamespace(t *testing.T) {
+	n := translate.NginxPrefix
+	in := routingInput(map[string]string{n + "canary": "true", n + "canary-weight": "100"}, true)
+	in.Ingresses[1].Namespace = "other"
+	snap, warnings := translate.Translate(in, translate.Options{})
+	if len(snap.Hosts) != 1 || len(snap.Hosts[0].Routes) != 1 {
+		t.Fatalf("hosts %+v", snap.Hosts)
+	}
+	if c := snap.Hosts[0].Routes[0].Canary; c != nil {
+		t.Errorf("the route of ns/main got the canary %s", c.Source)
+	}
+	ws := annotationWarnings(warnings)
+	want := `spec.rules[0].http.paths[0]: canary: host "a.test" path "/" is routed by Ingress ns/main of another namespace; ignored`
+	if len(ws) != 1 || !strings.Contains(ws[0], want) || !strings.Contains(ws[0], "other/canary") {
+		t.Errorf("warnings %q, want one of other/canary with %q", ws, want)
+	}
+}
