@@ -317,8 +317,8 @@ func (b *builder) deferCanary(ing *networkingv1.Ingress, src model.ObjectRef) bo
 }
 
 // attachCanaries makes each canary Ingress's backends alternatives of the
-// routes with the same host and path (as written). The oldest canary of a
-// route wins.
+// routes with the same host and path (as written) whose Ingress is in the
+// canary's namespace. The oldest canary of a route wins.
 func (b *builder) attachCanaries() {
 	for _, pc := range b.routing.canaries {
 		ing, src := pc.ing, pc.src
