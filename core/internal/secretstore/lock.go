@@ -9,6 +9,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 )
 
 // errLost means a lock this process held is now someone else's.
@@ -157,29 +158,33 @@ func (s *Storage) hold(name, holder string) {
 }
 
 // renew sets the Lease's renewTime (and its duration, when d > 0) if
-// holder still holds it.
+// holder still holds it. A conflict is another renewal by this holder
+// (the background renewer and RenewLockLease race): it reads the Lease
+// again and checks the holder again.
 func (s *Storage) renew(ctx context.Context, name, holder string, d time.Duration) error {
 	leases := s.client.CoordinationV1().Leases(s.ns)
-	cur, err := leases.Get(ctx, s.leaseName(name), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("secret storage: lock %q: its Lease was deleted: %w", name, errLost)
-	}
-	if err != nil {
-		return fmt.Errorf("secret storage: lock %q: %w", name, err)
-	}
-	if got := deref(cur.Spec.HolderIdentity); got != holder {
-		return fmt.Errorf("secret storage: lock %q is held by %q, not by this process (%s): %w", name, got, holder, errLost)
-	}
-	now := metav1.NewMicroTime(s.now())
-	cur.Spec.RenewTime = &now
-	if d > 0 {
-		secs := int32((d + time.Second - 1) / time.Second)
-		cur.Spec.LeaseDurationSeconds = &secs
-	}
-	if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("secret storage: lock %q: renew: %w", name, err)
-	}
-	return nil
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := leases.Get(ctx, s.leaseName(name), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("secret storage: lock %q: its Lease was deleted: %w", name, errLost)
+		}
+		if err != nil {
+			return fmt.Errorf("secret storage: lock %q: %w", name, err)
+		}
+		if got := deref(cur.Spec.HolderIdentity); got != holder {
+			return fmt.Errorf("secret storage: lock %q is held by %q, not by this process (%s): %w", name, got, holder, errLost)
+		}
+		now := metav1.NewMicroTime(s.now())
+		cur.Spec.RenewTime = &now
+		if d > 0 {
+			secs := int32((d + time.Second - 1) / time.Second)
+			cur.Spec.LeaseDurationSeconds = &secs
+		}
+		if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("secret storage: lock %q: renew: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // RenewLockLease extends the lock name, which this Storage must hold, to
