@@ -224,3 +224,33 @@ func TestDashboardFiles(t *testing.T) {
 		t.Error("app.js logs to the console (the token must never be logged)")
 	}
 }
+
+// Variants of the protected paths (trailing or doubled slashes, dot
+// segments, other methods, a query) never answer data without the token:
+// they are refused, redirected to the canonical path, or not found.
+func TestTokenPathVariants(t *testing.T) {
+	const token = "s3cret-token-0123456789"
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "sluice_up 1\n") })
+	f := sample()
+	h := Handler(Options{Token: token, PProf: true, Metrics: metrics, Routes: f, Certs: f, Filters: f, Warnings: f})
+	for _, method := range []string{"GET", "HEAD", "POST", "OPTIONS"} {
+		for _, path := range []string{
+			"/api/routes", "/api/routes/", "//api/routes", "/api//routes", "/api/./routes", "/ui/../api/routes",
+			"/api/routes?x=1", "/API/routes", "/metrics", "/metrics/", "//metrics", "/debug/pprof", "/debug/pprof/heap",
+			"/debug/pprof/cmdline", "//debug/pprof/", "/debug/pprof/../pprof/goroutine",
+		} {
+			req := httptest.NewRequest(method, path, nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			switch rec.Code {
+			case http.StatusUnauthorized, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusMovedPermanently, http.StatusTemporaryRedirect:
+			default:
+				t.Errorf("%s %s without token: status %d, want 401, 404, 405 or a redirect", method, path, rec.Code)
+			}
+			redirect := rec.Code/100 == 3 // its body names the target path
+			if b := rec.Body.String(); !redirect && (strings.Contains(b, "sluice_up") || strings.Contains(b, `"routes"`) || strings.Contains(b, "goroutine")) {
+				t.Errorf("%s %s without token: body has data: %.80q", method, path, b)
+			}
+		}
+	}
+}
