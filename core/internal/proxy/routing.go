@@ -10,10 +10,12 @@ import (
 // choice and the path rewrite. It returns the writer and request to go on
 // with, or ok false when it has answered. It runs after the route's
 // traffic policy admitted r and before the filter chain, so filters see
-// the rewritten path and the canary backend.
+// the rewritten path and the canary backend. A route whose policy is
+// invalid (FilterError) gets none of this: its chain answers 503, so a
+// broken allowlist never lets a redirect or preflight through.
 func (h *Handler) applyRoute(w http.ResponseWriter, r *http.Request, st *reqState) (http.ResponseWriter, *http.Request, bool) {
 	rt := st.res.Route
-	if rt == nil {
+	if rt == nil || rt.FilterError != "" {
 		return w, r, true
 	}
 	if rt.Redirect != nil {

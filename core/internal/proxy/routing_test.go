@@ -481,3 +481,44 @@ func FuzzRewritePath(f *testing.F) {
 		}
 	})
 }
+
+// TestLocalAnswersOfBrokenRoute: a route whose policy is invalid
+// (FilterError: a broken allowlist, rate limit or backend TLS setting)
+// answers what its chain answers (503), never a redirect, app-root or
+// preflight of its own: failing closed covers the gateway's own answers.
+func TestLocalAnswersOfBrokenRoute(t *testing.T) {
+	b := backend("default/a:80", addr(echoBackend(t, "a")))
+	redir := prefix("/r", b)
+	redir.Redirect = &model.Redirect{URL: "https://x.example/", Code: 301}
+	root := prefix("/", b)
+	root.AppRoot = "/app"
+	cors := prefix("/c", b)
+	cors.CORS = &model.CORS{AllowOrigins: []string{"*"}, AllowMethods: "GET", AllowHeaders: "X-A"}
+	chains := map[*model.Route]http.Handler{}
+	for _, r := range []*model.Route{redir, root, cors} {
+		r.FilterError = `metadata.annotations["nginx.ingress.kubernetes.io/whitelist-source-range"]: "x" is not a CIDR prefix`
+		chains[r] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			plainError(w, http.StatusServiceUnavailable, "the filter chain of this route is invalid")
+		})
+	}
+	g := newGateway(t, Options{})
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{redir, root, cors}}}}
+	tbl, err := route.CompileWithChains(snap, g.pools.Sync(snap), chains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.h.Swap(tbl)
+	client := *g.srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, tc := range []struct{ method, path string }{{"GET", "/r"}, {"GET", "/"}, {"OPTIONS", "/c"}} {
+		req, err := http.NewRequest(tc.method, g.srv.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "x.test"
+		req.Header.Set("Origin", "https://a.example")
+		if r := do(t, &client, req); r.code != 503 || r.hdr.Get("Location") != "" || r.hdr.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s %s on a broken route: %d %v, want 503 from its chain", tc.method, tc.path, r.code, r.hdr)
+		}
+	}
+}
