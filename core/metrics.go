@@ -32,10 +32,15 @@ type obsGlue struct {
 	metrics *metrics.Metrics
 	plugins atomic.Pointer[plugins.Manager] // set by the control loop
 
-	mu          sync.Mutex // guards the fields below
+	mu          sync.Mutex // guards lastSuccess and lastError
 	lastSuccess time.Time
 	lastError   string
-	certs       certCache
+
+	// certMu guards certs. It is not mu: refreshing the cache reads the
+	// certificate storage (the API server in cluster mode), which must not
+	// hold up the control loop's observeBuild.
+	certMu sync.Mutex
+	certs  certCache
 }
 
 // certCache is the served certificates, re-read when the state changes or
@@ -216,8 +221,8 @@ func (g *Gateway) servedCertificates() []servedCert {
 	if st == nil {
 		return nil
 	}
-	g.obs.mu.Lock()
-	defer g.obs.mu.Unlock()
+	g.obs.certMu.Lock()
+	defer g.obs.certMu.Unlock()
 	c := &g.obs.certs
 	if c.st == st && time.Since(c.at) < certTTL {
 		return c.list

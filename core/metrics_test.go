@@ -175,3 +175,53 @@ func TestServedCertificates(t *testing.T) {
 		t.Errorf("after a new state: %+v", got)
 	}
 }
+
+// blockingStorage is a FileStorage whose List waits for release, like a
+// Secret storage on a slow or rate-limited API server.
+type blockingStorage struct {
+	certmagic.FileStorage
+	listing chan struct{} // closed when List is entered
+	release chan struct{}
+}
+
+func (s *blockingStorage) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	close(s.listing)
+	<-s.release
+	return s.FileStorage.List(ctx, prefix, recursive)
+}
+
+// A scrape that reads the certificate storage does not hold up the
+// control loop: recording a build (and /api/warnings) does not wait for
+// the storage.
+func TestServedCertificatesDoNotBlockBuilds(t *testing.T) {
+	storage := &blockingStorage{FileStorage: certmagic.FileStorage{Path: t.TempDir()}, listing: make(chan struct{}), release: make(chan struct{})}
+	mgr, err := tlsmgr.New(tlsmgr.Options{Issuer: "local", Storage: storage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{}
+	g.tls.mgr = mgr
+	g.obs.metrics = metrics.New()
+	st := &state{cfg: config.Default(), snap: &model.Snapshot{}}
+	g.live.Store(st)
+	scraped := make(chan struct{})
+	go func() {
+		defer close(scraped)
+		g.servedCertificates()
+	}()
+	<-storage.listing
+	built := make(chan struct{})
+	go func() {
+		defer close(built)
+		g.observeBuild(st, time.Millisecond, errors.New("refused"))
+		adminViews{g}.Warnings()
+	}()
+	select {
+	case <-built:
+	case <-time.After(10 * time.Second):
+		t.Error("observeBuild waited for the certificate storage")
+	}
+	close(storage.release)
+	<-scraped
+	<-built
+}
