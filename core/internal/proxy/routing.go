@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 )
 
 // applyRoute applies the matched route's ingress-nginx routing behaviour, in
@@ -23,7 +24,7 @@ func (h *Handler) applyRoute(w http.ResponseWriter, r *http.Request, st *reqStat
 		return w, r, false
 	}
 	if rt.AppRoot != "" && st.res.Path == "/" {
-		redirect(w, r, http.StatusFound, scheme(r)+"://"+r.Host+rt.AppRoot)
+		redirect(w, r, http.StatusFound, h.scheme(r)+"://"+r.Host+rt.AppRoot)
 		return w, r, false
 	}
 	if rt.CORS != nil {
@@ -41,8 +42,17 @@ func (h *Handler) applyRoute(w http.ResponseWriter, r *http.Request, st *reqStat
 	return w, r, true
 }
 
-// scheme is the scheme the client used to reach the gateway.
-func scheme(r *http.Request) string {
+// scheme is the scheme the client used to reach the gateway: behind a
+// trusted proxy its X-Forwarded-Proto ("http" or "https"), else that of
+// the connection.
+func (h *Handler) scheme(r *http.Request) string {
+	if len(h.opts.TrustedProxies) > 0 {
+		if v := r.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			if peer, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && h.trusted(peer.Addr().Unmap()) {
+				return v
+			}
+		}
+	}
 	if r.TLS != nil {
 		return "https"
 	}

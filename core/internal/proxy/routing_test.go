@@ -522,3 +522,41 @@ func TestLocalAnswersOfBrokenRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestAppRootBehindTrustedProxy: the app-root redirect keeps the scheme
+// the client used: X-Forwarded-Proto from a trusted proxy (one that
+// terminates TLS), the connection's own scheme otherwise.
+func TestAppRootBehindTrustedProxy(t *testing.T) {
+	b := backend("default/a:80", addr(echoBackend(t, "a")))
+	root := prefix("/", b)
+	root.AppRoot = "/app"
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "x.test", Routes: []*model.Route{root}}}}
+	for _, tc := range []struct {
+		trusted, proto, want string
+	}{
+		{"", "https", "http://x.test/app"}, // an untrusted peer's header is ignored
+		{"127.0.0.0/8", "https", "https://x.test/app"},
+		{"127.0.0.0/8", "", "http://x.test/app"},
+		{"127.0.0.0/8", "gopher", "http://x.test/app"},
+	} {
+		var opts Options
+		if tc.trusted != "" {
+			opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix(tc.trusted)}
+		}
+		g := newGateway(t, opts)
+		g.load(t, snap)
+		req, err := http.NewRequest("GET", g.srv.URL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "x.test"
+		if tc.proto != "" {
+			req.Header.Set("X-Forwarded-Proto", tc.proto)
+		}
+		client := *g.srv.Client()
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		if r := do(t, &client, req); r.code != 302 || r.hdr.Get("Location") != tc.want {
+			t.Errorf("trusted %q, X-Forwarded-Proto %q: %d Location %q, want 302 %q", tc.trusted, tc.proto, r.code, r.hdr.Get("Location"), tc.want)
+		}
+	}
+}
