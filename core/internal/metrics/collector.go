@@ -113,7 +113,16 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the Source and sends the current values.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectFilters(ch)
+	// A name that several certificates of one source cover (two Secrets
+	// for one host, a name under two ACME issuers) is reported once, for
+	// the first one (the one served): a repeated series fails the scrape.
+	seen := map[[2]string]bool{}
 	for _, cert := range c.src.Certificates() {
+		k := [2]string{cert.Name, cert.Source}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue,
 			float64(cert.NotAfter.Unix()), cert.Name, cert.Source)
 	}

@@ -555,3 +555,34 @@ func BenchmarkFilterWrapper(b *testing.B) {
 		}
 	})
 }
+
+// A name served by two certificates of one source (two Secrets for one
+// host, a SAN listed twice, a name under two ACME issuers in the storage)
+// is one series, for the first certificate (the one served): a duplicate
+// series would fail the whole scrape.
+func TestCertificateNameTwice(t *testing.T) {
+	m := New()
+	first, second := time.Unix(1800000000, 0), time.Unix(1700000000, 0)
+	src := &fakeSource{certs: []Certificate{
+		{Name: "shop.example", Source: "static", NotAfter: first},
+		{Name: "shop.example", Source: "static", NotAfter: second},
+		{Name: "shop.example", Source: "managed", NotAfter: second},
+	}}
+	if err := m.Register(NewCollector(m, src)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Registry().Gather(); err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	if got := value(t, m.Registry(), "sluice_certificate_expiry_timestamp_seconds", "name", "shop.example", "source", "static"); got != 1800000000 {
+		t.Errorf("static expiry = %v, want the first certificate's 1800000000", got)
+	}
+	if got := value(t, m.Registry(), "sluice_certificate_expiry_timestamp_seconds", "name", "shop.example", "source", "managed"); got != 1700000000 {
+		t.Errorf("managed expiry = %v, want 1700000000", got)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Errorf("GET /metrics: status %d: %s", rec.Code, rec.Body)
+	}
+}
