@@ -503,3 +503,27 @@ func TestLimitedBodyHugeLimit(t *testing.T) {
 		t.Fatalf("got %q, %v", got, err)
 	}
 }
+
+// FuzzClientAddr: whatever the peer and X-Forwarded-For, clientAddr does
+// not panic, returns an unmapped address without zone (or none), and
+// believes nothing an untrusted peer sends.
+func FuzzClientAddr(f *testing.F) {
+	f.Add("10.0.0.1:1234", "198.51.100.7, [2001:db8::7]:80, 10.0.0.2")
+	f.Add("[fe80::1%eth0]:1", "::ffff:1.2.3.4%x")
+	f.Add("192.0.2.1:1", "10.0.0.9")
+	h := New(Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		a := h.clientAddr(r)
+		if a.IsValid() && (a.Zone() != "" || a.Is4In6()) {
+			t.Fatalf("peer %q XFF %q: client %v has a zone or is mapped", peer, xff, a)
+		}
+		if p, err := netip.ParseAddrPort(peer); err == nil && !h.trusted(p.Addr().Unmap().WithZone("")) {
+			if want := p.Addr().Unmap().WithZone(""); a != want {
+				t.Fatalf("untrusted peer %q XFF %q: client %v, want the peer", peer, xff, a)
+			}
+		}
+	})
+}
