@@ -213,19 +213,27 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 	h.stop()
 	<-h.done
 	leases := s.client.CoordinationV1().Leases(s.ns)
-	cur, err := leases.Get(ctx, s.leaseName(name), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
+	// The delete is conditional on the version read: a conflict means the
+	// Lease changed since; read it again to see whether it is still ours.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := leases.Get(ctx, s.leaseName(name), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if deref(cur.Spec.HolderIdentity) != h.holder {
+			return nil // taken over after we stopped renewing: not ours to delete
+		}
+		rv := cur.ResourceVersion
+		err = leases.Delete(ctx, cur.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("secret storage: unlock %q: %w", name, err)
-	}
-	if deref(cur.Spec.HolderIdentity) != h.holder {
-		return nil // taken over after we stopped renewing: not ours to delete
-	}
-	rv := cur.ResourceVersion
-	err = leases.Delete(ctx, cur.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("secret storage: unlock %q: %w", name, err)
 	}
 	return nil
