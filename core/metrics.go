@@ -240,15 +240,17 @@ func (g *Gateway) servedCertificates() []servedCert {
 	for _, n := range tlsView(st).Managed {
 		managed[n] = true
 	}
-	list = append(list, storedCertificates(g.tls.mgr.Storage(), managed)...)
+	list = append(list, storedCertificates(g.tls.mgr.Storage(), g.tls.mgr.CachedLeaf, managed)...)
 	*c = certCache{st: st, at: time.Now(), list: list}
 	return list
 }
 
-// storedCertificates reads the certificates certmagic keeps in its storage
+// storedCertificates lists the certificates certmagic keeps in its storage
 // (certificates/ISSUER/NAME/NAME.crt; files, or Secrets in cluster mode):
-// managed when the name is in managed, else obtained on demand.
-func storedCertificates(storage certmagic.Storage, managed map[string]bool) []servedCert {
+// managed when the name is in managed, else obtained on demand. A
+// certificate the manager holds in memory (cached) is read from there, so
+// with Secrets a refresh costs one List, not a GET per certificate.
+func storedCertificates(storage certmagic.Storage, cached func(name string) *x509.Certificate, managed map[string]bool) []servedCert {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	keys, err := storage.List(ctx, "certificates", true)
@@ -261,14 +263,17 @@ func storedCertificates(storage certmagic.Storage, managed map[string]bool) []se
 		if !strings.HasSuffix(k, ".crt") {
 			continue
 		}
-		name := strings.TrimSuffix(path.Base(k), ".crt")
-		b, err := storage.Load(ctx, k)
-		if err != nil {
-			continue
-		}
-		leaf := parseLeaf(b)
+		// certmagic's storage keys spell "*." as "wildcard_.".
+		name := strings.Replace(strings.TrimSuffix(path.Base(k), ".crt"), "wildcard_.", "*.", 1)
+		leaf := cached(name)
 		if leaf == nil {
-			continue
+			b, err := storage.Load(ctx, k)
+			if err != nil {
+				continue
+			}
+			if leaf = parseLeaf(b); leaf == nil {
+				continue
+			}
 		}
 		kind := "on_demand"
 		if managed[name] {

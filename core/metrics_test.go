@@ -2,10 +2,12 @@ package core
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,7 +90,7 @@ func TestStoredCertificates(t *testing.T) {
 	// Garbage next to them is skipped, not fatal.
 	writeTestFile(t, filepath.Join(dir, "certificates", "sluice-local", "bad.crt"), []byte("not a certificate"))
 
-	got := storedCertificates(&certmagic.FileStorage{Path: dir}, map[string]bool{"shop.example": true})
+	got := storedCertificates(&certmagic.FileStorage{Path: dir}, noCache, map[string]bool{"shop.example": true})
 	if len(got) != 2 {
 		t.Fatalf("%d certificates, want 2: %+v", len(got), got)
 	}
@@ -103,8 +105,65 @@ func TestStoredCertificates(t *testing.T) {
 	if c := byName["od.example"]; c.kind != "on_demand" || !slices.Equal(c.names, []string{"od.example"}) {
 		t.Errorf("on demand: %+v", c)
 	}
-	if got := storedCertificates(&certmagic.FileStorage{Path: filepath.Join(dir, "missing")}, nil); got != nil {
+	if got := storedCertificates(&certmagic.FileStorage{Path: filepath.Join(dir, "missing")}, noCache, nil); got != nil {
 		t.Errorf("a missing storage: %+v, want none", got)
+	}
+}
+
+func noCache(string) *x509.Certificate { return nil }
+
+// countingStorage counts Loads.
+type countingStorage struct {
+	certmagic.Storage
+	loads atomic.Int64
+}
+
+func (s *countingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	s.loads.Add(1)
+	return s.Storage.Load(ctx, key)
+}
+
+// TestStoredCertificatesFromCache: a certificate the manager holds in
+// memory is not loaded from the storage (with Secrets, a GET each); a
+// wildcard's storage key ("wildcard_.") is its name ("*.").
+func TestStoredCertificatesFromCache(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.CA("Test Issuing CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(name, keyName string) *x509.Certificate {
+		leaf, err := testcert.Leaf(ca, []string{name}, testcert.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := filepath.Join(dir, "certificates", "sluice-local", keyName)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, filepath.Join(d, keyName+".crt"), leaf.CertPEM)
+		return leaf.Cert
+	}
+	inMemory := put("cached.example", "cached.example")
+	put("*.w.example", "wildcard_.w.example")
+	st := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}}
+	cached := func(name string) *x509.Certificate {
+		if name == "cached.example" {
+			return inMemory
+		}
+		return nil
+	}
+	got := storedCertificates(st, cached, map[string]bool{"cached.example": true, "*.w.example": true})
+	if len(got) != 2 {
+		t.Fatalf("%d certificates, want 2: %+v", len(got), got)
+	}
+	if n := st.loads.Load(); n != 1 {
+		t.Errorf("%d storage loads, want 1 (the cached certificate is read from memory)", n)
+	}
+	for _, c := range got {
+		if c.kind != "managed" {
+			t.Errorf("%v: kind %q, want managed", c.names, c.kind)
+		}
 	}
 }
 

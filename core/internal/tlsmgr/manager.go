@@ -463,6 +463,22 @@ func (m *Manager) HTTPChallengeHandler(next http.Handler) http.Handler {
 // (never redirected to HTTPS).
 func IsChallengePath(r *http.Request) bool { return certmagic.LooksLikeHTTPChallenge(r) }
 
+// CachedLeaf returns the leaf of a certificate for exactly name that the
+// manager holds in memory, or nil when none is loaded (nothing asked for
+// it yet, or another replica obtained it). It reads no storage and is safe
+// for concurrent use.
+func (m *Manager) CachedLeaf(name string) *x509.Certificate {
+	if !m.started.Load() {
+		return nil
+	}
+	for _, c := range m.cache.AllMatchingCertificates(name) {
+		if c.Leaf != nil && slices.Contains(c.Names, name) {
+			return c.Leaf
+		}
+	}
+	return nil
+}
+
 // Storage is where the manager keeps certificates, keys and locks: the
 // file storage of Options.StoragePath or Options.Storage. Safe for
 // concurrent use, as every certmagic.Storage.

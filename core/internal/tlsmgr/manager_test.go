@@ -80,6 +80,19 @@ func TestManagedLocalCA(t *testing.T) {
 	if st.Obtained != 2 || st.Failed != 0 || st.Obtaining != 2 {
 		t.Fatalf("stats %+v, want 2 obtained", st)
 	}
+	// In memory: exactly the managed names, the wildcard by its own name.
+	if l := m.CachedLeaf("a.test"); l == nil || l.VerifyHostname("a.test") != nil {
+		t.Errorf("CachedLeaf(a.test) = %v", l)
+	}
+	if l := m.CachedLeaf("*.w.test"); l == nil || l.VerifyHostname("x.w.test") != nil {
+		t.Errorf("CachedLeaf(*.w.test) = %v", l)
+	}
+	if l := m.CachedLeaf("x.w.test"); l != nil {
+		t.Errorf("CachedLeaf(x.w.test) = %v, want nil: only exact names", l.DNSNames)
+	}
+	if l := m.CachedLeaf("b.test"); l != nil {
+		t.Errorf("CachedLeaf(b.test) = %v, want nil", l.DNSNames)
+	}
 }
 
 func TestStaticWinsAndDefault(t *testing.T) {
