@@ -72,24 +72,10 @@ func (g *Gateway) buildChains(cfg *config.Config, snap *model.Snapshot) (*chains
 				out.handlers[r] = unavailable("a filter of this route could not be loaded")
 				continue
 			}
-			out.handlers[r] = withRoute(routeID(vh.Name, r), chain(g.proxy.Forward(), fs...))
+			out.handlers[r] = withRoute(r.ID(vh.Name), chain(g.proxy.Forward(), fs...))
 		}
 	}
 	return out, warnings
-}
-
-// routeID is the route's identity as filters read it with sluice.route
-// (sdk/ABI.md): "namespace/ingress host path", "*" for a rule without a
-// host, e.g. "default/web shop.example /cart".
-func routeID(host string, r *model.Route) string {
-	if host == "" {
-		host = "*"
-	}
-	name := r.Source.Name
-	if r.Source.Namespace != "" {
-		name = r.Source.Namespace + "/" + name
-	}
-	return name + " " + host + " " + r.Path
 }
 
 // withRoute tells the route's wasm filters which route they run for.

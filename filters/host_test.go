@@ -74,7 +74,7 @@ func TestHeaderPolicyRouteWasm(t *testing.T) {
 		Config: []byte(`{"request":{"set":{"X-Route":"${route}"}},"response":{"set":{"X-Route":"${route}!"}}}`),
 		Host:   wasm.Config{CacheDir: benchCache, GuestEnv: map[string]string{"GOGC": "25", EnvVar: "header-policy"}},
 	})
-	for _, route := range []string{"default/web shop.test /cart", ""} {
+	for _, route := range []string{"default/web shop.test Prefix /cart", ""} {
 		r := httptest.NewRequest("GET", "/cart", nil)
 		if route != "" {
 			r = r.WithContext(wasm.WithRoute(r.Context(), route))

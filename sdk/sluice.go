@@ -122,9 +122,9 @@ func peerOne(b []byte) (v string, rest []byte) {
 }
 
 // Route returns the identity of the route the request is served for, as
-// "namespace/ingress host path" (e.g. "default/web shop.example /cart"; a
-// rule without a host has "*"), or "" when the host does not say
-// (sluice.route).
+// "namespace/ingress host PathType path" (e.g. "default/web shop.example
+// Prefix /cart"; a rule without a host has "*"), or "" when the host does
+// not say (sluice.route).
 func Route() string { return readString(abi.Route) }
 
 // ErrUnavailable is returned by RateTake and CounterAdd when the host's

@@ -245,7 +245,7 @@ func TestTLSPeerBatch(t *testing.T) {
 // context, "" without one.
 func TestRoute(t *testing.T) {
 	fx := newFixture(t)
-	for _, route := range []string{"default/web shop.test /cart", ""} {
+	for _, route := range []string{"default/web shop.test Prefix /cart", ""} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		if route != "" {
 			r = r.WithContext(WithRoute(r.Context(), route))

@@ -117,7 +117,7 @@ func TestBadConfig(t *testing.T) {
 // directions, and empty when it says nothing.
 func TestRouteVariable(t *testing.T) {
 	const config = `{"request":{"set":{"X-Route":"${route}"}},"response":{"set":{"X-Route":"[${route}]"}}}`
-	for _, route := range []string{"default/web shop.test /cart", ""} {
+	for _, route := range []string{"default/web shop.test Prefix /cart", ""} {
 		h := sdktest.New(&filter{}, sdktest.Options{Config: []byte(config), Route: route})
 		res := h.Do(httptest.NewRequest("GET", "/cart", nil))
 		if res.Status != 200 || res.Upstream.Header.Get("X-Route") != route || res.Header.Get("X-Route") != "["+route+"]" {

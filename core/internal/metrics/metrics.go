@@ -73,17 +73,8 @@ func classIndex(status int) int {
 }
 
 // RouteLabel is the route label of a rule of virtual host host: the
-// Ingress, the host as written ("*" for host-less rules) and the path rule.
-func RouteLabel(host string, r *model.Route) string {
-	if host == "" {
-		host = "*"
-	}
-	src := r.Source.Name
-	if r.Source.Namespace != "" {
-		src = r.Source.Namespace + "/" + src
-	}
-	return src + " " + host + " " + string(r.PathType) + " " + r.Path
-}
+// route's ID (model.Route.ID), bounded by the configuration.
+func RouteLabel(host string, r *model.Route) string { return r.ID(host) }
 
 // Metrics is the gateway's metrics. ObserveRequest and the filter handles
 // are safe for concurrent use and allocate nothing once a series exists;

@@ -142,6 +142,23 @@ type Route struct {
 	Traffic *Traffic `json:"traffic,omitempty"`
 }
 
+// ID is the route's identity wherever one is shown: the metrics' route
+// label, what filters read with sluice.route, the access log. It is
+// "namespace/ingress host PathType path" for a rule of virtual host host
+// ("*" when the rule has no host), e.g. "default/web shop.example Prefix
+// /cart". Two routes of one snapshot never share it (translate keeps one
+// route per host, path type and path).
+func (r *Route) ID(host string) string {
+	if host == "" {
+		host = "*"
+	}
+	src := r.Source.Name
+	if r.Source.Namespace != "" {
+		src = r.Source.Namespace + "/" + src
+	}
+	return src + " " + host + " " + string(r.PathType) + " " + r.Path
+}
+
 // FilterRef is one entry of a route's filter chain, as the annotation
 // wrote it. Name alone refers to a built-in or to a filter named in the
 // config file; Module makes it inline.
