@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/sluicegw/sluice/core/internal/admin"
 	"github.com/sluicegw/sluice/core/internal/config"
 )
 
@@ -108,10 +109,10 @@ func (g *Gateway) adminServer() *http.Server {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /stats/tls", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /stats/tls", admin.Authorize(g.cfg.Admin.Token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(g.tls.mgr.Stats())
-	})
+	})))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		switch {

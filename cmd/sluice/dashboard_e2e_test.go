@@ -72,14 +72,17 @@ tls:
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	// The API refuses requests without the token.
-	resp, err := http.Get(admin + "/api/routes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("/api/routes without token: status %d, want 401", resp.StatusCode)
+	// The API (and the TLS counters beside it) refuse requests without
+	// the token.
+	for _, path := range []string{"/api/routes", "/stats/tls"} {
+		resp, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s without token: status %d, want 401", path, resp.StatusCode)
+		}
 	}
 	waitUntil(t, 20*time.Second, "the shop.test certificate in /api/certificates", func() bool {
 		req, _ := http.NewRequest("GET", admin+"/api/certificates", nil)

@@ -244,6 +244,11 @@ func jsonHandler(get func() any) http.Handler {
 	})
 }
 
+// Authorize wraps a handler served beside the admin API (on the same
+// listener) so that it needs the same bearer token; with no token it
+// returns the handler unchanged.
+func Authorize(token string, h http.Handler) http.Handler { return authorize(token)(h) }
+
 // authorize requires the bearer token when token is set. The comparison
 // is of SHA-256 digests in constant time, so neither the token's content
 // nor its length leaks through timing.

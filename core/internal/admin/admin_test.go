@@ -254,3 +254,18 @@ func TestTokenPathVariants(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorize: a handler served beside the API needs the same token.
+func TestAuthorize(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "counters\n") })
+	h := Authorize("s3cret-token-0123456789", ok)
+	if rec := get(t, h, "/stats/tls", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("without the token: status %d, want 401", rec.Code)
+	}
+	if rec := get(t, h, "/stats/tls", "s3cret-token-0123456789"); rec.Code != http.StatusOK {
+		t.Errorf("with the token: status %d, want 200", rec.Code)
+	}
+	if rec := get(t, Authorize("", ok), "/stats/tls", ""); rec.Code != http.StatusOK {
+		t.Errorf("no token configured: status %d, want 200", rec.Code)
+	}
+}
