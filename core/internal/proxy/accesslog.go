@@ -3,7 +3,6 @@ package proxy
 import (
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"time"
 )
 
@@ -130,11 +129,12 @@ func (h *Handler) accessAttr(f accessField, r *http.Request, rec *recorder, stat
 	case fRequestID:
 		return slog.String(name, rec.requestID)
 	case fClient:
-		client := r.RemoteAddr
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			client = ap.Addr().Unmap().String()
+		// The client as source ranges and rate limits see it: behind a
+		// trusted proxy, from X-Forwarded-For (clientAddr).
+		if a := h.clientAddr(r); a.IsValid() {
+			return slog.String(name, a.String())
 		}
-		return slog.String(name, client)
+		return slog.String(name, r.RemoteAddr)
 	case fMethod:
 		return slog.String(name, r.Method)
 	case fHost:

@@ -657,6 +657,29 @@ func TestSwapUnderLoad(t *testing.T) {
 	}
 }
 
+// TestAccessLogClientBehindTrustedProxy: the access log's client is the
+// one source ranges and rate limits see, not the proxy in front.
+func TestAccessLogClientBehindTrustedProxy(t *testing.T) {
+	be := echoBackend(t, "web")
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	g := newGateway(t, Options{Logger: logger, AccessLog: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	g.load(t, &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "foo.com", Routes: []*model.Route{prefix("/", backend("default/web:80", addr(be)))}}}})
+	g.get(t, "foo.com", "/", "X-Forwarded-For", "203.0.113.9, 127.0.0.2")
+
+	mu.Lock()
+	line := strings.TrimSpace(buf.String())
+	mu.Unlock()
+	var e map[string]any
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
+		t.Fatalf("%v: %q", err, line)
+	}
+	if e["client"] != "203.0.113.9" {
+		t.Errorf("access log client = %v, want 203.0.113.9 (%s)", e["client"], line)
+	}
+}
+
 func TestAccessLog(t *testing.T) {
 	be := echoBackend(t, "web")
 	var buf bytes.Buffer
