@@ -49,7 +49,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, st *reqState) (r
 		}
 	}
 	if max := tr.MaxConnsPerClient; max > 0 {
-		k := connKey{rt, client}
+		k := connKey{rt.Source, client}
 		if !h.inflight.acquire(k, max) {
 			plainError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many requests in flight from this client (limit %d)", max))
 			return nil, false
@@ -101,14 +101,15 @@ func (h *Handler) trafficError(w http.ResponseWriter, r *http.Request, err error
 	return true
 }
 
-// connKey counts one client's requests in flight on one route. Counts
-// start again from zero on a new route table (a new *model.Route).
+// connKey counts one client's requests in flight on the routes of one
+// Ingress (ingress-nginx keeps one limit_conn zone per Ingress). The key
+// is the Ingress, not a *model.Route, so counts survive a new route table.
 type connKey struct {
-	route  *model.Route
-	client netip.Addr
+	ingress model.ObjectRef
+	client  netip.Addr
 }
 
-// inflight counts requests in flight per route and client. The zero value
+// inflight counts requests in flight per Ingress and client. The zero value
 // is ready; it is safe for concurrent use and holds only keys with
 // requests in flight.
 type inflight struct {

@@ -397,6 +397,9 @@ func TestMaxConnsPerClient(t *testing.T) {
 	for inBackend.Load() < 2 {
 		time.Sleep(5 * time.Millisecond)
 	}
+	// A new route table (new *model.Route values) keeps the counts: they
+	// belong to the Ingress.
+	g.load(t, withTraffic(backend("default/web:80", addr(be)), &model.Traffic{MaxConnsPerClient: 2}))
 	if r := g.get(t, "x", "/"); r.code != 503 || r.body != "too many requests in flight from this client (limit 2)\n" {
 		t.Fatalf("third request: %d %q, want 503", r.code, r.body)
 	}
@@ -424,7 +427,7 @@ func TestMaxConnsPerClient(t *testing.T) {
 func TestInflightHammer(t *testing.T) {
 	var c inflight
 	const max = 3
-	routes := []*model.Route{{}, {}}
+	routes := []model.ObjectRef{{Kind: "Ingress", Namespace: "a", Name: "x"}, {Kind: "Ingress", Namespace: "b", Name: "x"}}
 	clients := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}
 	var cur [2][2]atomic.Int32
 	var admitted, over atomic.Int64
