@@ -47,7 +47,7 @@ func defaultKubeLeaderElection() KubeLeaderElection {
 func (c *Config) SecretStorage() bool {
 	switch c.Kube.Storage {
 	case KubeStorageSecrets:
-		return c.ClusterMode()
+		return c.ClusterMode() // always, once validated
 	case KubeStorageAuto:
 		return c.InCluster
 	}
@@ -78,6 +78,9 @@ func (c *Config) validateKubeReplicas() []error {
 	case KubeStorageAuto, KubeStorageSecrets, KubeStorageFile:
 	default:
 		bad("kube.storage", "%q is not one of %s, %s, %s", k.Storage, KubeStorageAuto, KubeStorageSecrets, KubeStorageFile)
+	}
+	if k.Storage == KubeStorageSecrets && !c.ClusterMode() {
+		bad("kube.storage", "secrets needs cluster mode (kubeconfig or in_cluster); standalone mode keeps certificates in tls.storage")
 	}
 	if k.StorageNamespace != "" && !dnsLabel.MatchString(k.StorageNamespace) {
 		bad("kube.storage_namespace", "%q is not a namespace name (lowercase RFC 1123 label)", k.StorageNamespace)

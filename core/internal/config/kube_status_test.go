@@ -43,7 +43,6 @@ func TestSecretStorage(t *testing.T) {
 		{"kubeconfig: /k\n", false},
 		{"kubeconfig: /k\nkube: {storage: secrets}\n", true},
 		{"in_cluster: true\nkube: {storage: file}\n", false},
-		{"manifests: /m\nkube: {storage: secrets}\n", false},
 	} {
 		cfg, err := Load(Sources{File: writeFile(t, "c.yaml", tc.yaml)})
 		if err != nil {
@@ -61,6 +60,7 @@ func TestKubeReplicasInvalid(t *testing.T) {
 		want string
 	}{
 		"storage":              {"kube: {storage: s3}\n", `config key kube.storage: "s3" is not one of auto, secrets, file`},
+		"secrets standalone":   {"manifests: /m\nkube: {storage: secrets}\n", `config key kube.storage: secrets needs cluster mode`},
 		"storage_namespace":    {"kube: {storage_namespace: Edge}\n", `config key kube.storage_namespace: "Edge" is not a namespace name`},
 		"storage_label no =":   {"kube: {storage_label: sluice}\n", `config key kube.storage_label: "sluice" is not key=value`},
 		"storage_label bad":    {"kube: {storage_label: 'a b=c'}\n", `config key kube.storage_label: "a b=c": name part must consist of`},
