@@ -23,41 +23,46 @@ func BenchmarkProxy(b *testing.B) {
 	}))
 	defer be.Close()
 
-	newProxy := func(opts Options) *httptest.Server {
-		h := New(opts)
-		snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "bench.example", Routes: []*model.Route{
-			prefix("/", backend("default/bench:80", addr(be))),
-		}}}}
-		tbl, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap))
+	b.Run("direct", func(b *testing.B) { benchGets(b, be.URL, body) })
+	rt := prefix("/", backend("default/bench:80", addr(be)))
+	plain := benchProxy(b, Options{}, rt)
+	b.Run("proxy", func(b *testing.B) { benchGets(b, plain.URL, body) })
+	logged := benchProxy(b, Options{AccessLog: true, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}, rt)
+	b.Run("proxy-accesslog", func(b *testing.B) { benchGets(b, logged.URL, body) })
+}
+
+// benchProxy serves a Handler with opts on 127.0.0.1 whose one route,
+// rt, is bench.example's; both are closed when b ends.
+func benchProxy(b *testing.B, opts Options, rt *model.Route) *httptest.Server {
+	h := New(opts)
+	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "bench.example", Routes: []*model.Route{rt}}}}
+	tbl, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Swap(tbl)
+	srv := httptest.NewServer(h)
+	b.Cleanup(func() { srv.Close(); h.Close() })
+	return srv
+}
+
+// benchGets is the loop of the proxy benchmarks: keep-alive GETs of
+// bench.example at url, each answered 200 with body.
+func benchGets(b *testing.B, url string, body []byte) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, url+"/api/v1/items?id=7", nil)
+	req.Host = "bench.example"
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
-		h.Swap(tbl)
-		srv := httptest.NewServer(h)
-		b.Cleanup(func() { srv.Close(); h.Close() })
-		return srv
-	}
-	run := func(b *testing.B, url string) {
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-		defer client.CloseIdleConnections()
-		req, _ := http.NewRequest(http.MethodGet, url+"/api/v1/items?id=7", nil)
-		req.Host = "bench.example"
-		b.ReportAllocs()
-		for b.Loop() {
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			n, _ := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || n != int64(len(body)) {
-				b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
-			}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n != int64(len(body)) {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
 		}
 	}
-	b.Run("direct", func(b *testing.B) { run(b, be.URL) })
-	plain := newProxy(Options{})
-	b.Run("proxy", func(b *testing.B) { run(b, plain.URL) })
-	logged := newProxy(Options{AccessLog: true, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
-	b.Run("proxy-accesslog", func(b *testing.B) { run(b, logged.URL) })
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/sluicegw/sluice/core/internal/config"
 	"github.com/sluicegw/sluice/core/internal/model"
-	"github.com/sluicegw/sluice/core/internal/route"
-	"github.com/sluicegw/sluice/core/internal/upstream"
 )
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -251,33 +248,8 @@ func BenchmarkProxyObserved(b *testing.B) {
 	}))
 	defer be.Close()
 	obs := &countingObserver{}
-	h := New(Options{Observer: obs})
-	snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "bench.example", Routes: []*model.Route{
-		prefix("/", backend("default/bench:80", addr(be))),
-	}}}}
-	tbl, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.Swap(tbl)
-	srv := httptest.NewServer(h)
-	defer func() { srv.Close(); h.Close() }()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	defer client.CloseIdleConnections()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/items?id=7", nil)
-	req.Host = "bench.example"
-	b.ReportAllocs()
-	for b.Loop() {
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || n != int64(len(body)) {
-			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
-		}
-	}
+	srv := benchProxy(b, Options{Observer: obs}, prefix("/", backend("default/bench:80", addr(be))))
+	benchGets(b, srv.URL, body)
 	if obs.n.Load() == 0 {
 		b.Fatal("the Observer saw no request")
 	}

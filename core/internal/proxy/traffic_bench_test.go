@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/sluicegw/sluice/core/internal/model"
 	"github.com/sluicegw/sluice/core/internal/route"
-	"github.com/sluicegw/sluice/core/internal/upstream"
 )
 
 // benchPolicy is a busy traffic policy: 16 allowed ranges (the client's
@@ -66,35 +64,9 @@ func BenchmarkTrafficProxy(b *testing.B) {
 		name string
 		tr   *model.Traffic
 	}{{"none", nil}, {"policy", benchPolicy()}} {
-		h := New(Options{})
 		rt := prefix("/", backend("default/bench:80", addr(be)))
 		rt.Traffic = c.tr
-		snap := &model.Snapshot{Hosts: []*model.VirtualHost{{Name: "bench.example", Routes: []*model.Route{rt}}}}
-		tbl, err := route.Compile(snap, upstream.NewSet(upstream.Options{}).Sync(snap))
-		if err != nil {
-			b.Fatal(err)
-		}
-		h.Swap(tbl)
-		srv := httptest.NewServer(h)
-		b.Run(c.name, func(b *testing.B) {
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-			defer client.CloseIdleConnections()
-			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api", nil)
-			req.Host = "bench.example"
-			b.ReportAllocs()
-			for b.Loop() {
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Fatalf("status %d", resp.StatusCode)
-				}
-			}
-		})
-		srv.Close()
-		h.Close()
+		srv := benchProxy(b, Options{}, rt)
+		b.Run(c.name, func(b *testing.B) { benchGets(b, srv.URL, body) })
 	}
 }
