@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/internal/kubetest"
 	"github.com/sluicegw/sluice/internal/testcert"
 )
 
@@ -265,7 +266,7 @@ func startRedisServer(t *testing.T) (addr string, kill func()) {
 	if err != nil {
 		t.Fatal("redis-server is not installed: run scripts/deps.sh (Debian package redis-server)")
 	}
-	ports := freePorts(t, 1)
+	ports := kubetest.FreePorts(t, 1)
 	addr = "127.0.0.1:" + strconv.Itoa(ports[0])
 	cmd := exec.Command(bin, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {

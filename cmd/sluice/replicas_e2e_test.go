@@ -47,7 +47,7 @@ func TestReplicasE2E(t *testing.T) {
 	// answers 127.0.0.1 for every name): replica a listens there, replica
 	// b on 127.0.0.2. Whichever replica orders, a answers the challenge
 	// (from the shared storage if b ordered), as behind a load balancer.
-	ports := freePorts(t, 2)
+	ports := kubetest.FreePorts(t, 2)
 	p := startPebble(t, ports[0], ports[1], pebbleOptions{})
 	const lease = 4 * time.Second
 	conf := filepath.Join(t.TempDir(), "sluice.yaml")

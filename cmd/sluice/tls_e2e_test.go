@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/internal/kubetest"
 	"github.com/sluicegw/sluice/internal/testcert"
 )
 
@@ -28,28 +29,6 @@ import (
 // a real CA, Debian's pebble, with pebble-challtestsrv as its DNS (every
 // name resolves to 127.0.0.1). Everything listens on loopback. See
 // ../shared/acme-pebble.md for the recipe and its gotchas.
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1. The sockets are
-// closed before returning, so a port can in theory be taken by someone else
-// before it is used; the programs that need fixed ports (pebble validates
-// on the gateway's ports) leave no other choice.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var out []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
-}
 
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
@@ -100,7 +79,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int, opts pebbleOptions) *pebbl
 	writeFile(t, filepath.Join(dir, "cert.pem"), string(leaf.CertPEM))
 	writeFile(t, filepath.Join(dir, "key.pem"), string(leaf.KeyPEM))
 
-	ports := freePorts(t, 3) // ACME API, pebble management, challtestsrv management
+	ports := kubetest.FreePorts(t, 3) // ACME API, pebble management, challtestsrv management
 	dns := freeUDPPort(t)
 	p.dir = fmt.Sprintf("https://127.0.0.1:%d/dir", ports[0])
 	p.mgmt = fmt.Sprintf("https://127.0.0.1:%d", ports[1])
@@ -248,7 +227,7 @@ type acmeSetup struct {
 // manifests in files.
 func acmeGateway(t *testing.T, setup acmeSetup, files map[string]string) (*gateway, *pebble) {
 	t.Helper()
-	ports := freePorts(t, 2)
+	ports := kubetest.FreePorts(t, 2)
 	p := startPebble(t, ports[0], ports[1], setup.pebble)
 	acmeExtra := setup.acme
 	if setup.acmeOf != nil {

@@ -171,7 +171,7 @@ func Start(t testing.TB) *Cluster {
 	must(t, writeServiceAccountKey(dir))
 	must(t, os.MkdirAll(filepath.Join(dir, "certs"), 0o700))
 
-	ports := freePorts(t, 3)
+	ports := FreePorts(t, 3)
 	clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	c.etcd = clientURL
@@ -391,8 +391,11 @@ func writeServiceAccountKey(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago. The sockets are closed before it returns, so a port can in
+// theory be taken before it is used; programs that need fixed ports
+// (etcd, kube-apiserver, pebble) leave no other choice.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
 	var out []int
